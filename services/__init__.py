@@ -1,0 +1,1 @@
+"""kanalhub: the four services, the event contract, the plumbing and the embedded hub launcher."""

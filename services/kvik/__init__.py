@@ -1,0 +1,1 @@
+"""The KVIK service: kiosk devices and the self-service sessions they post."""

@@ -1,0 +1,1 @@
+"""The mobile service: planning of mobile citizen-service visits, bookings and contacts."""

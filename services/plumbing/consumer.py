@@ -1,0 +1,350 @@
+"""The one consumer loop every service uses.
+
+For each record: decode -> dedupe -> handle -> store, then commit the offset by hand.
+
+- **Effect and dedupe mark are one atomic step.** The handler queues its writes into a MULTI
+  pipeline; the loop adds ``SET <seen:event-id> EX ttl`` to the same transaction and WATCHes the
+  mark, so two deliveries racing each other (a rebalance) cannot both apply. A plain ``SET NX``
+  before the handler would lose the effect if the process died between mark and effect; one after
+  the handler would double it.
+- **Offsets are committed only after the batch's effects are stored.** A consumer that dies in
+  between gets the records again; the marks make the second delivery a no-op.
+- **Transient errors** (Redis or Kafka unreachable, timeouts) are retried with backoff, forever:
+  an outage is not the event's fault. Other failures are retried ``max_attempts`` times, then the
+  record goes to the dead-letter topic with its reason, and the loop moves on.
+- A committed offset that is out of range (a broker that came back empty) resets to the earliest
+  offset (``auto_offset_reset="earliest"``); dedupe absorbs anything seen twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaTimeoutError
+from aiokafka.structs import ConsumerRecord
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import WatchError
+
+from services.contracts import (
+    EVENT_TOPIC,
+    CloudEvent,
+    EventDecodeError,
+    EventType,
+    Topic,
+    decode_event,
+)
+from services.plumbing.backoff import Backoff
+from services.plumbing.logging import get_logger
+from services.plumbing.metrics import (
+    CONSUMER_LAG,
+    EVENTS_CONSUMED,
+    EVENTS_DEADLETTERED,
+    HANDLER_DURATION,
+    HANDLER_RETRIES,
+)
+from services.plumbing.outbox import Outbox
+from services.plumbing.producer import EventProducer
+from services.plumbing.settings import HubSettings
+
+log = get_logger(__name__)
+
+
+class TransientError(Exception):
+    """Raise from a handler to say: not now, retry later (never dead-letter for this)."""
+
+
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    TransientError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    TimeoutError,
+    ConnectionError,
+)
+
+
+class UnprocessableEvent(Exception):
+    """Raise from a handler to dead-letter an event at once, e.g. it names an unknown kiosk."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(detail or reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """What a handler gets besides the event.
+
+    ``pipe`` is a MULTI pipeline: commands queued on it run atomically with the dedupe mark.
+    ``redis`` is a plain client for the reads a handler needs before deciding what to write.
+    ``emit`` stages a follow-up event in the service's outbox within the same transaction.
+    """
+
+    pipe: Pipeline
+    redis: Redis
+    outbox: Outbox
+
+    def emit(self, event: CloudEvent) -> None:
+        """Publish ``event`` if, and only if, this transaction commits."""
+        self.outbox.stage(self.pipe, event)
+
+
+Handler = Callable[[CloudEvent, Transaction], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """Why a record could not be processed; becomes the ``dlq_*`` headers."""
+
+    reason: str
+    detail: str
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Waits for the batch in hand to be stored and committed before partitions move."""
+
+    def __init__(self, consumer: EventConsumer) -> None:
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        async with self._consumer.batch_lock:
+            log.info(
+                "partitions revoked", partitions=[f"{tp.topic}:{tp.partition}" for tp in revoked]
+            )
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        log.info(
+            "partitions assigned", partitions=[f"{tp.topic}:{tp.partition}" for tp in assigned]
+        )
+
+
+class EventConsumer:
+    """Consumes the topics its handlers need, in the service's consumer group."""
+
+    def __init__(
+        self,
+        *,
+        settings: HubSettings,
+        service: str,
+        group_id: str,
+        redis: Redis,
+        producer: EventProducer,
+        outbox: Outbox,
+        handlers: Mapping[EventType, Handler],
+        max_attempts: int = 3,
+        batch_size: int = 500,
+        session_timeout_ms: int = 10_000,
+    ) -> None:
+        self._settings = settings
+        self._service = service
+        self._group_id = group_id
+        self._redis = redis
+        self._producer = producer
+        self._outbox = outbox
+        self._handlers = dict(handlers)
+        self._max_attempts = max_attempts
+        self._batch_size = batch_size
+        self._session_timeout_ms = session_timeout_ms
+        self.batch_lock = asyncio.Lock()
+        self.topics = sorted({settings.topic(EVENT_TOPIC[t]) for t in self._handlers})
+        self._deadletter_topic = settings.topic(Topic.DEADLETTER)
+
+    async def run(self) -> None:
+        """Consume until cancelled; a lost broker is logged and reconnected with backoff."""
+        if not self.topics:
+            return
+        backoff = Backoff(initial=0.2, maximum=10.0)
+        while True:
+            consumer = self._new_consumer()
+            try:
+                await asyncio.wait_for(consumer.start(), self._settings.kafka_timeout_seconds)
+                consumer.subscribe(self.topics, listener=_Rebalance(self))
+                log.info("consumer started", group=self._group_id, topics=self.topics)
+                backoff.reset()
+                while True:
+                    await self.poll_once(consumer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay = backoff.next_delay()
+                log.warning(
+                    "consumer lost the broker, reconnecting",
+                    error=f"{type(exc).__name__}: {exc}",
+                    retry_in=round(delay, 2),
+                )
+                await asyncio.sleep(delay)
+            finally:
+                await _stop_quietly(consumer)
+
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka_bootstrap,
+            group_id=self._group_id,
+            client_id=f"kanalhub-{self._service}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self._session_timeout_ms,
+            heartbeat_interval_ms=max(500, self._session_timeout_ms // 5),
+            request_timeout_ms=int(self._settings.kafka_timeout_seconds * 1000) + 30_000,
+            max_poll_records=self._batch_size,
+        )
+
+    async def poll_once(self, consumer: AIOKafkaConsumer) -> int:
+        """Fetch one batch, process it, commit it. Returns the number of records processed."""
+        batch = await consumer.getmany(timeout_ms=500, max_records=self._batch_size)
+        processed = 0
+        async with self.batch_lock:
+            for tp, records in batch.items():
+                for record in records:
+                    await self._process(record)
+                    processed += 1
+                await self.commit(consumer, tp, records[-1].offset + 1)
+                highwater = consumer.highwater(tp)
+                if highwater is not None:
+                    CONSUMER_LAG.labels(self._service, tp.topic, str(tp.partition)).set(
+                        max(0, highwater - records[-1].offset - 1)
+                    )
+        return processed
+
+    async def commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+        """Commit ``offset`` for ``tp``; the records before it are stored, so this is safe."""
+        try:
+            await consumer.commit({tp: offset})
+        except CommitFailedError as exc:
+            # The partition moved to another member; it re-reads from the last commit and the
+            # dedupe marks turn the repeats into no-ops.
+            log.warning("commit failed after rebalance", partition=str(tp), error=str(exc))
+
+    async def _process(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        try:
+            event = decode_event(record.value)
+        except EventDecodeError as exc:
+            await self._deadletter(record, DeadLetter(exc.reason, str(exc)))
+            EVENTS_CONSUMED.labels(self._service, record.topic, "undecodable", "deadlettered").inc()
+            return
+        handler = self._handlers.get(event.type)
+        if handler is None:
+            EVENTS_CONSUMED.labels(self._service, record.topic, event.type, "ignored").inc()
+            return
+        structlog.contextvars.bind_contextvars(event_id=str(event.id), event_type=str(event.type))
+        try:
+            outcome = await self._handle_with_retries(record, event, handler)
+        finally:
+            structlog.contextvars.unbind_contextvars("event_id", "event_type")
+        EVENTS_CONSUMED.labels(self._service, record.topic, event.type, outcome).inc()
+
+    async def _handle_with_retries(
+        self, record: ConsumerRecord[bytes, bytes], event: CloudEvent, handler: Handler
+    ) -> str:
+        backoff = Backoff(initial=0.05, maximum=10.0)
+        failures = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                outcome = await self.apply(event, handler)
+                HANDLER_DURATION.labels(self._service, event.type).observe(
+                    time.perf_counter() - started
+                )
+                return outcome
+            except UnprocessableEvent as exc:
+                await self._deadletter(record, DeadLetter(exc.reason, str(exc)))
+                return "deadlettered"
+            except TRANSIENT_ERRORS as exc:
+                HANDLER_RETRIES.labels(self._service, "transient").inc()
+                delay = backoff.next_delay()
+                log.warning(
+                    "handler hit a transient error, retrying",
+                    error=repr(exc),
+                    retry_in=round(delay, 2),
+                )
+                await asyncio.sleep(delay)
+            except Exception as exc:
+                failures += 1
+                HANDLER_RETRIES.labels(self._service, "failure").inc()
+                if failures >= self._max_attempts:
+                    log.exception("handler failed, dead-lettering the event", attempts=failures)
+                    await self._deadletter(
+                        record, DeadLetter("handler_failed", f"{type(exc).__name__}: {exc}")
+                    )
+                    return "deadlettered"
+                await asyncio.sleep(backoff.next_delay())
+
+    async def apply(self, event: CloudEvent, handler: Handler) -> str:
+        """Run ``handler`` for ``event`` at most once in effect: 'handled' or 'duplicate'."""
+        mark = self._settings.key(self._service, "seen", str(event.id))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(mark)
+            if await pipe.exists(mark):
+                return "duplicate"
+            pipe.multi()  # type: ignore[no-untyped-call]
+            await handler(event, Transaction(pipe=pipe, redis=self._redis, outbox=self._outbox))
+            pipe.set(mark, b"1", ex=self._settings.dedupe_ttl_seconds)
+            try:
+                await pipe.execute()
+            except WatchError:
+                return "duplicate"  # another delivery of this event stored its effect first
+        return "handled"
+
+    async def _deadletter(self, record: ConsumerRecord[bytes, bytes], letter: DeadLetter) -> None:
+        headers = [
+            *[(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq_")],
+            ("dlq_reason", letter.reason.encode()),
+            ("dlq_detail", letter.detail[:1000].encode()),
+            ("dlq_original_topic", record.topic.encode()),
+            ("dlq_original_partition", str(record.partition).encode()),
+            ("dlq_original_offset", str(record.offset).encode()),
+            ("dlq_consumer_group", self._group_id.encode()),
+            ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
+        ]
+        backoff = Backoff(initial=0.1, maximum=10.0)
+        # The offset is committed only after the dead letter is stored, so keep trying.
+        while True:
+            try:
+                await self._producer.send(
+                    self._deadletter_topic, record.key, record.value or b"", headers
+                )
+                break
+            except Exception as exc:
+                delay = backoff.next_delay()
+                log.warning(
+                    "dead-letter publish failed, retrying",
+                    error=repr(exc),
+                    retry_in=round(delay, 2),
+                )
+                await asyncio.sleep(delay)
+        log.warning(
+            "event dead-lettered",
+            reason=letter.reason,
+            detail=letter.detail,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        EVENTS_DEADLETTERED.labels(self._service, record.topic, letter.reason).inc()
+
+
+async def _stop_quietly(consumer: AIOKafkaConsumer) -> None:
+    try:
+        await asyncio.wait_for(consumer.stop(), 10)
+    except Exception as exc:
+        log.debug("consumer stop raised", error=repr(exc))
+
+
+__all__ = [
+    "DeadLetter",
+    "EventConsumer",
+    "Handler",
+    "Transaction",
+    "TransientError",
+    "UnprocessableEvent",
+]

@@ -1,0 +1,149 @@
+"""The FastAPI app every service is built on: lifespan, health, readiness, metrics, errors.
+
+``create_service_app`` gives each service the same ``/healthz``, ``/readyz``, ``/metrics``,
+``/docs``, RFC 9457 errors, request ids, request-size limit and HTTP metrics; the service adds
+its own routers and its event handlers.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.contracts import EventType
+from services.plumbing.auth import JwtVerifier
+from services.plumbing.consumer import Handler
+from services.plumbing.logging import configure_logging, get_logger
+from services.plumbing.metrics import HTTP_DURATION, HTTP_REQUESTS
+from services.plumbing.problems import BodySizeLimit, install_problem_handlers
+from services.plumbing.runtime import ServiceRuntime
+from services.plumbing.settings import ServiceSettings
+
+log = get_logger(__name__)
+
+ExtraLifespan = Callable[[FastAPI, ServiceRuntime], AbstractAsyncContextManager[None]]
+
+# Probes and scrapes are not traffic; leaving them out keeps the request metrics meaningful.
+_UNMEASURED = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class RequestContext:
+    """Pure ASGI middleware: request id in and out, log context, HTTP metrics by route template."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            if template not in _UNMEASURED:
+                method = scope["method"]
+                HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
+                HTTP_DURATION.labels(self.service, method, template).observe(
+                    time.perf_counter() - started
+                )
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            candidate: str = value.decode("latin-1")
+            # Accept a caller's id only if it is short and printable: it ends up in our logs.
+            if 0 < len(candidate) <= 128 and candidate.isprintable():
+                return candidate
+    return None
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    description: str,
+    handlers: Mapping[EventType, Handler] | None = None,
+    routers: Sequence[APIRouter] = (),
+    extra_lifespan: ExtraLifespan | None = None,
+) -> FastAPI:
+    """Build a service's FastAPI app; nothing connects until the lifespan starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.hub, settings.service)
+        runtime = ServiceRuntime(settings, handlers)
+        app.state.runtime = runtime
+        await runtime.start()
+        log.info("service started", port=settings.port, environment=settings.hub.environment)
+        try:
+            if extra_lifespan is None:
+                yield
+            else:
+                async with extra_lifespan(app, runtime):
+                    yield
+        finally:
+            await runtime.stop()
+            log.info("service stopped")
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.jwt_verifier = JwtVerifier(settings.hub)
+    install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext, service=settings.service)
+
+    @app.get("/healthz", tags=["operations"], summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": settings.service}
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Redis and Kafka answer (503 until they do)",
+        responses={503: {"description": "A dependency does not answer"}},
+    )
+    async def readyz(request: Request) -> JSONResponse:
+        checks = await request.app.state.runtime.readiness()
+        ready = all(checks.values())
+        return JSONResponse(
+            {
+                "status": "ready" if ready else "not ready",
+                "service": settings.service,
+                "checks": checks,
+            },
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    for router in routers:
+        app.include_router(router)
+    return app

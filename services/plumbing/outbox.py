@@ -1,0 +1,296 @@
+"""The transactional outbox: state change and event are written to Redis in one atomic step,
+and a relay publishes from there to Kafka, retrying until the broker acknowledges.
+
+Layout in Redis (keys under ``<prefix>:<service>:``):
+
+- ``outbox`` - a Stream; one entry per event: ``id``, ``type``, ``topic``, ``key``, ``value``
+  (the encoded CloudEvent) and ``headers`` (JSON list of the CloudEvents Kafka headers).
+- consumer group ``relay`` on that stream - its pending-entries list holds what a relay has read
+  but the broker has not yet acknowledged, so a relay that crashes loses nothing.
+- ``outbox:lease`` - which relay instance may publish now. One publisher at a time is what keeps
+  the events of one aggregate in order: two relays reading one group would race each other.
+
+An entry is acknowledged and deleted only after the broker acknowledged the record. A relay that
+dies between the two re-publishes the entry later; consumers dedupe by event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import time
+import uuid
+from collections import defaultdict
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import ResponseError
+
+from services.contracts import CloudEvent, encode_event, kafka_headers, topic_for
+from services.plumbing.backoff import Backoff
+from services.plumbing.logging import get_logger
+from services.plumbing.metrics import (
+    EVENTS_PUBLISHED,
+    OUTBOX_DEPTH,
+    OUTBOX_OLDEST_AGE,
+    RELAY_FAILURES,
+)
+from services.plumbing.producer import EventProducer
+from services.plumbing.settings import HubSettings
+from services.plumbing.topics import ensure_topics
+
+log = get_logger(__name__)
+
+RELAY_GROUP = "relay"
+
+# Take the lease if it is free, or extend it if we already hold it.
+_LEASE_SCRIPT = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
+elseif holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+class Outbox:
+    """Stages events into the service's outbox stream, inside the caller's transaction."""
+
+    def __init__(self, redis: Redis, settings: HubSettings, service: str) -> None:
+        self._redis = redis
+        self._settings = settings
+        self.service = service
+        self.stream = settings.key(service, "outbox")
+
+    def entry(self, event: CloudEvent) -> dict[str, str | bytes]:
+        """The stream fields for one event (also what a Lua script passes to XADD)."""
+        return {
+            "id": str(event.id),
+            "type": str(event.type),
+            "topic": self._settings.topic(topic_for(event.type)),
+            "key": event.subject,
+            "value": encode_event(event),
+            "headers": json.dumps([[k, v.decode()] for k, v in kafka_headers(event)]),
+        }
+
+    def stage(self, pipe: Pipeline, event: CloudEvent) -> None:
+        """Queue the event into ``pipe`` (a MULTI pipeline): it commits with the state change."""
+        pipe.xadd(self.stream, self.entry(event))  # type: ignore[arg-type]
+
+    async def publish(self, *events: CloudEvent) -> None:
+        """Write events with no other state change (one atomic step for all of them)."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for event in events:
+                self.stage(pipe, event)
+            await pipe.execute()
+
+    async def depth(self) -> int:
+        """Events waiting for the broker's acknowledgement."""
+        return int(await self._redis.xlen(self.stream))
+
+
+def _decode(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class OutboxRelay:
+    """Publishes the outbox stream to Kafka: in order per aggregate, removed only when acked."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        producer: EventProducer,
+        outbox: Outbox,
+        settings: HubSettings,
+        *,
+        batch_size: int = 500,
+        block_ms: int = 500,
+        lease_ms: int = 10_000,
+    ) -> None:
+        self._redis = redis
+        self._producer = producer
+        self._outbox = outbox
+        self._settings = settings
+        self._batch_size = batch_size
+        self._block_ms = block_ms
+        self._lease_ms = lease_ms
+        self._lease_key = f"{outbox.stream}:lease"
+        self.consumer_name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._lease = redis.register_script(_LEASE_SCRIPT)
+        self._holds_lease = False
+        self._group_ready = False
+        self._last_gauge = 0.0
+
+    async def run(self) -> None:
+        """Relay forever; every failure is logged and retried with backoff. Cancel to stop."""
+        backoff = Backoff(initial=0.1, maximum=5.0)
+        while True:
+            try:
+                while True:
+                    await self.step()
+                    backoff.reset()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Whatever failed, look at the stream afresh next time: an emptied Redis has
+                # lost the consumer group too, and a lost lease must be taken again.
+                self._group_ready = self._holds_lease = False
+                delay = backoff.next_delay()
+                log.warning(
+                    "outbox relay will retry",
+                    service=self._outbox.service,
+                    error=f"{type(exc).__name__}: {exc}",
+                    retry_in=round(delay, 2),
+                )
+                await asyncio.sleep(delay)
+
+    async def step(self) -> int:
+        """One round: hold the lease, read a batch, publish it. Returns the events published."""
+        if not self._group_ready:
+            await self._ensure_group()
+        await self._update_gauges()
+        if not await self._hold_lease():
+            await asyncio.sleep(self._lease_ms / 3000)
+            return 0
+        entries = await self._read(pending=True)
+        if not entries:
+            entries = await self._read(pending=False)
+        if not entries:
+            return 0
+        return await self._publish(entries)
+
+    async def _ensure_group(self) -> None:
+        try:
+            # "0": a group created after events were written must still relay them.
+            await self._redis.xgroup_create(self._outbox.stream, RELAY_GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    async def _hold_lease(self) -> bool:
+        result = int(
+            await self._lease(keys=[self._lease_key], args=[self.consumer_name, self._lease_ms])
+        )
+        if result == 2 or (result == 1 and not self._holds_lease):
+            # Newly the publisher: whatever the previous holder had read but not published is
+            # now ours, oldest first, before anything new - that keeps per-aggregate order.
+            await self._claim_all_pending()
+            log.info("outbox relay holds the lease", service=self._outbox.service)
+        self._holds_lease = result > 0
+        return self._holds_lease
+
+    async def _claim_all_pending(self) -> None:
+        cursor = "0-0"
+        while True:
+            reply = await self._redis.xautoclaim(
+                self._outbox.stream,
+                RELAY_GROUP,
+                self.consumer_name,
+                min_idle_time=0,
+                start_id=cursor,
+                count=self._batch_size,
+                # not justid: redis-py then drops the cursor from the reply
+            )
+            cursor = _decode(reply[0])
+            if cursor == "0-0":
+                return
+
+    async def _read(self, *, pending: bool) -> list[tuple[str, dict[str, str]]]:
+        reply = await self._redis.xreadgroup(
+            RELAY_GROUP,
+            self.consumer_name,
+            {self._outbox.stream: "0" if pending else ">"},
+            count=self._batch_size,
+            block=None if pending else self._block_ms,
+        )
+        entries: list[tuple[str, dict[str, str]]] = []
+        # RESP2 reply shape: [[stream, [(entry_id, fields), ...]]]
+        stream_replies = cast(list[tuple[Any, list[tuple[Any, dict[Any, Any]]]]], reply or [])
+        for _stream, items in stream_replies:
+            for entry_id, fields in items:
+                # A pending entry deleted meanwhile (acked by a stale relay) comes back empty.
+                if fields:
+                    entries.append(
+                        (_decode(entry_id), {_decode(k): _decode(v) for k, v in fields.items()})
+                    )
+                else:
+                    await self._redis.xack(self._outbox.stream, RELAY_GROUP, entry_id)
+        return entries
+
+    async def _publish(self, entries: list[tuple[str, dict[str, str]]]) -> int:
+        # Events of one aggregate go out one after another (round by round); different
+        # aggregates go out side by side, so a batch of distinct keys is one round trip.
+        by_key: dict[str, list[tuple[str, dict[str, str]]]] = defaultdict(list)
+        for entry in entries:
+            by_key[entry[1]["key"]].append(entry)
+        queues = list(by_key.values())
+        published = 0
+        failure: BaseException | None = None
+        while queues:
+            heads = [queue[0] for queue in queues]
+            results = await asyncio.gather(
+                *(self._send(fields) for _, fields in heads), return_exceptions=True
+            )
+            sent = [head for head, result in zip(heads, results, strict=True) if result is None]
+            if sent:
+                await self._acknowledge(sent)
+                published += len(sent)
+            next_queues = []
+            for queue, result in zip(queues, results, strict=True):
+                if isinstance(result, BaseException):
+                    failure = result  # this aggregate stops here; later events wait their turn
+                    continue
+                if len(queue) > 1:
+                    next_queues.append(queue[1:])
+            queues = next_queues
+        if failure is not None:
+            RELAY_FAILURES.labels(self._outbox.service).inc()
+            await self._recover_topics(failure)
+            raise failure
+        return published
+
+    async def _send(self, fields: dict[str, str]) -> None:
+        headers = [(k, v.encode()) for k, v in json.loads(fields["headers"])]
+        await self._producer.send(fields["topic"], fields["key"], fields["value"].encode(), headers)
+
+    async def _acknowledge(self, sent: list[tuple[str, dict[str, str]]]) -> None:
+        entry_ids = [entry_id for entry_id, _ in sent]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self._outbox.stream, RELAY_GROUP, *entry_ids)
+            pipe.xdel(self._outbox.stream, *entry_ids)
+            await pipe.execute()
+        for _, fields in sent:
+            EVENTS_PUBLISHED.labels(self._outbox.service, fields["topic"], fields["type"]).inc()
+
+    async def _recover_topics(self, failure: BaseException) -> None:
+        # A broker that came back empty (a memory-only broker after a restart) has no topics;
+        # auto-create is off, so create them again before the next attempt.
+        if self._producer.started:
+            try:
+                await ensure_topics(self._settings)
+            except Exception as exc:
+                log.debug(
+                    "topic check after publish failure failed", error=str(exc), cause=str(failure)
+                )
+
+    async def _update_gauges(self) -> None:
+        now = time.monotonic()
+        if now - self._last_gauge < 1.0:
+            return
+        self._last_gauge = now
+        service = self._outbox.service
+        OUTBOX_DEPTH.labels(service).set(await self._redis.xlen(self._outbox.stream))
+        oldest = await self._redis.xrange(self._outbox.stream, count=1)
+        age = 0.0
+        if oldest:
+            written_ms = int(_decode(oldest[0][0]).split("-")[0])
+            age = max(0.0, time.time() - written_ms / 1000)
+        OUTBOX_OLDEST_AGE.labels(service).set(age)

@@ -1,0 +1,432 @@
+"""RFC 9457 problem details: every error a kanalhub service answers is ``application/problem+json``.
+
+Raise :class:`Problem` anywhere in a request (endpoint, dependency, domain call made from an
+endpoint) to answer with a problem; :func:`install_problem_handlers` turns it, Starlette's
+``HTTPException`` (404, 405 ...), request validation errors and unexpected exceptions into the same
+shape. :class:`BodySizeLimit` refuses oversized bodies before anything parses them.
+
+A problem body never carries what the client sent (inputs may hold personal data) nor anything
+about the server's internals (exception text, stack traces).
+
+Example body::
+
+    {"type": "https://kanalhub.dk/problems/validation-failed", "title": "Request validation failed",
+     "status": 422, "detail": "1 field is not valid.", "instance": "/sessions",
+     "errors": [{"field": "body.items[3].service", "message": "Field required"}],
+     "request_id": "4f1c..."}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://kanalhub.dk/problems/"
+_SCHEMA_REF = "#/components/schemas/"
+
+
+class FieldProblem(BaseModel):
+    """One invalid field of a request."""
+
+    field: str = Field(
+        description='Where the field is, e.g. "body.items[3].service" or "query.limit".',
+        examples=["body.items[3].service"],
+    )
+    message: str = Field(description="What is wrong with it, in words.")
+
+
+class ProblemDetail(BaseModel):
+    """An RFC 9457 problem details object, plus kanalhub's ``errors`` and ``request_id``."""
+
+    type: str = Field(
+        default="about:blank",
+        description="A URI naming the kind of problem; about:blank means the status says it all.",
+        examples=["https://kanalhub.dk/problems/validation-failed"],
+    )
+    title: str = Field(description="A short summary of the kind of problem.")
+    status: int = Field(description="The HTTP status code.", ge=100, le=599)
+    detail: str | None = Field(default=None, description="What went wrong with this request.")
+    instance: str | None = Field(default=None, description="The request path.")
+    errors: list[FieldProblem] | None = Field(
+        default=None, description="For validation problems: each invalid field."
+    )
+    request_id: str | None = Field(
+        default=None, description="Quote this when asking for help; it finds the server's logs."
+    )
+
+
+class ProblemResponse(JSONResponse):
+    """A JSON response with the problem+json media type."""
+
+    media_type = PROBLEM_MEDIA_TYPE
+
+
+class Problem(Exception):
+    """Raise to answer the current request with a problem.
+
+    ``slug`` names the kind of problem (``https://kanalhub.dk/problems/<slug>``); ``None`` gives
+    ``about:blank``, for which RFC 9457 wants ``title`` to be the status phrase.
+    ``detail`` is shown to the client: never put personal data or internals in it.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        slug: str | None,
+        title: str,
+        detail: str | None = None,
+        errors: Sequence[FieldProblem] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        # The exception text is what logs and tracebacks show: keep the client-facing detail
+        # out of it, it may describe the client's input.
+        super().__init__(f"{status} {slug or 'about:blank'}: {title}")
+        self.status = status
+        self.slug = slug
+        self.title = title
+        self.detail = detail
+        self.errors = list(errors) if errors is not None else None
+        self.headers = dict(headers) if headers is not None else {}
+
+    @property
+    def type(self) -> str:
+        """The problem type URI."""
+        return problem_type(self.slug)
+
+    def to_response(self, request: Request) -> Response:
+        """The problem+json response for ``request``."""
+        return problem_response(
+            request,
+            status=self.status,
+            title=self.title,
+            type_=self.type,
+            detail=self.detail,
+            errors=self.errors,
+            headers=self.headers,
+        )
+
+
+def problem_type(slug: str | None) -> str:
+    """The type URI for a slug (``about:blank`` for ``None``)."""
+    return f"{PROBLEM_TYPE_BASE}{slug}" if slug else "about:blank"
+
+
+def _status_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _request_id(request: Request) -> str | None:
+    # Set by the request-context middleware; absent in apps built without it (tests).
+    value = getattr(request.state, "request_id", None)
+    return value if isinstance(value, str) else None
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    title: str,
+    type_: str = "about:blank",
+    detail: str | None = None,
+    errors: Sequence[FieldProblem] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """Build a problem+json response for ``request`` (fills ``instance`` and ``request_id``)."""
+    body = ProblemDetail(
+        type=type_,
+        title=title,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        errors=list(errors) if errors is not None else None,
+        request_id=_request_id(request),
+    )
+    return ProblemResponse(
+        body.model_dump(mode="json", exclude_none=True),
+        status_code=status,
+        headers=dict(headers) if headers else None,
+    )
+
+
+async def _handle_problem(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, Problem):  # pragma: no cover - Starlette routes by type
+        raise exc
+    return exc.to_response(request)
+
+
+async def _handle_http_exception(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, StarletteHTTPException):  # pragma: no cover - routed by type
+        raise exc
+    headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code in {204, 304}:
+        # These statuses must not have a body.
+        return Response(status_code=exc.status_code, headers=headers)
+    title = _status_phrase(exc.status_code)
+    # Starlette fills ``detail`` with the status phrase when none is given; only a different,
+    # textual detail adds anything.
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
+    return problem_response(
+        request, status=exc.status_code, title=title, detail=detail, headers=headers
+    )
+
+
+def _field_path(loc: Sequence[int | str]) -> str:
+    """``("body", "items", 3, "service")`` -> ``"body.items[3].service"``."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif path:
+            path += f".{part}"
+        else:
+            path = str(part)
+    return path or "request"
+
+
+def _field_problem(error: Mapping[str, Any]) -> FieldProblem:
+    """One pydantic error as a FieldProblem; the offending input is left out on purpose."""
+    loc: Sequence[int | str] = tuple(error.get("loc", ()))
+    kind = error.get("type")
+    ctx: Mapping[str, Any] = error.get("ctx") or {}
+    message = str(error.get("msg", "Invalid value"))
+    if kind == "json_invalid":
+        # FastAPI reports the character offset as if it were a list index: say it in words.
+        position = next((part for part in loc[1:] if isinstance(part, int)), None)
+        reason = ctx.get("error")
+        message = "The body is not valid JSON" + (f": {reason}" if reason else "")
+        if position is not None:
+            message += f" (at character {position})"
+        return FieldProblem(field=str(loc[0]) if loc else "body", message=message)
+    if kind == "union_tag_invalid":
+        # pydantic's own message repeats the tag the client sent; name only what is accepted.
+        message = f"Unknown kind; expected one of: {ctx.get('expected_tags', '?')}"
+    return FieldProblem(field=_field_path(loc), message=message)
+
+
+async def _handle_validation_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, RequestValidationError):  # pragma: no cover - routed by type
+        raise exc
+    errors = [_field_problem(error) for error in exc.errors()]
+    count = len(errors)
+    return problem_response(
+        request,
+        status=422,
+        title="Request validation failed",
+        type_=problem_type("validation-failed"),
+        detail=f"{count} field{' is' if count == 1 else 's are'} not valid.",
+        errors=errors,
+    )
+
+
+async def _handle_unexpected(request: Request, exc: Exception) -> Response:
+    request_id = _request_id(request)
+    # The client learns nothing about the failure; the log has everything, findable by the
+    # request id the client is shown.
+    logger.exception(
+        "unhandled %s on %s %s (request id %s)",
+        type(exc).__name__,
+        request.method,
+        request.url.path,
+        request_id,
+    )
+    return problem_response(
+        request,
+        status=500,
+        title="Internal Server Error",
+        detail="The server could not complete the request. It has been logged; "
+        "quote the request id when asking for help.",
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Answer every error of ``app`` with problem+json, and document that in its OpenAPI.
+
+    Handles :class:`Problem`, Starlette/FastAPI ``HTTPException`` (status and headers kept, e.g.
+    405 ``Allow``), ``RequestValidationError`` (422 with one entry per field) and any other
+    exception (500, logged, nothing about it in the body).
+    """
+    app.add_exception_handler(Problem, _handle_problem)
+    app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
+    app.add_exception_handler(RequestValidationError, _handle_validation_error)
+    app.add_exception_handler(Exception, _handle_unexpected)
+    _document_problems(app)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route: documents a problem+json body for each status.
+
+    ``@router.post("/x", responses=problem_responses(404, 409))``. The schema is registered by
+    :func:`install_problem_handlers`.
+    """
+    return {
+        status: {
+            "description": _status_phrase(status),
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": f"{_SCHEMA_REF}ProblemDetail"}}},
+        }
+        for status in statuses
+    }
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Register the problem schema in the OpenAPI document and describe 422 as a problem.
+
+    FastAPI only registers schemas it finds in ``model`` entries, and those it files under
+    ``application/json``; errors here are ``application/problem+json``. FastAPI also documents
+    its own 422 body (``HTTPValidationError``), which these handlers never send.
+    """
+    generate: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = generate()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        problem_schema = ProblemDetail.model_json_schema(
+            ref_template=_SCHEMA_REF + "{model}", mode="serialization"
+        )
+        schemas.update(problem_schema.pop("$defs", {}))
+        schemas["ProblemDetail"] = problem_schema
+        validation_ref = f"{_SCHEMA_REF}HTTPValidationError"
+        for operation in _operations(document):
+            response = operation.get("responses", {}).get("422")
+            if response is None:
+                continue
+            schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+            if schema.get("$ref") == validation_ref:
+                response["description"] = "Request validation failed"
+                response["content"] = problem_responses(422)[422]["content"]
+        # Drop FastAPI's validation schemas once nothing refers to them any more.
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas_left = {k: v for k, v in schemas.items() if k != name}
+            if f'"{_SCHEMA_REF}{name}"' not in json.dumps([document.get("paths"), schemas_left]):
+                schemas.pop(name, None)
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _operations(document: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
+    for path_item in document.get("paths", {}).values():
+        for operation in path_item.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                yield operation
+
+
+class _BodyTooLarge(Exception):
+    """Raised from ``receive`` once a streamed body passes the limit."""
+
+
+class BodySizeLimit:
+    """Pure ASGI middleware: refuse request bodies larger than ``max_bytes`` with 413.
+
+    A declared ``Content-Length`` over the limit is refused before the app is called. A body
+    without one (chunked) is counted as it streams in; once it passes the limit, reading the
+    body raises and the client gets the 413, whatever the app made of that error, so an endpoint
+    never acts on a truncated or oversized body.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(scope, send)
+            return
+
+        received = 0
+        too_large = False
+        started = False
+        refused = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    too_large = True
+                    raise _BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started, refused
+            if too_large and not started:
+                # The app answered the failed read (FastAPI turns it into a 400): our 413 is
+                # the true answer, and nothing the app sends after it goes out.
+                if not refused:
+                    refused = True
+                    await self._refuse(scope, send)
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except _BodyTooLarge:
+            if started:
+                raise
+            if not refused:
+                await self._refuse(scope, send)
+            return
+        if too_large and not refused and not started:
+            # The app swallowed the error and sent nothing.
+            await self._refuse(scope, send)
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        request_id = scope.get("state", {}).get("request_id")
+        body = ProblemDetail(
+            type=problem_type("body-too-large"),
+            title="Request body too large",
+            status=413,
+            detail=f"The request body is larger than the limit of {self.max_bytes} bytes.",
+            instance=scope.get("path"),
+            request_id=request_id if isinstance(request_id, str) else None,
+        ).model_dump_json(exclude_none=True)
+        payload = body.encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                    (b"content-length", str(len(payload)).encode()),
+                    # The rest of the body is never read; the connection cannot be reused.
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload, "more_body": False})
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                # The server rejects a malformed length itself; counting still applies.
+                return None
+    return None

@@ -1,0 +1,101 @@
+"""The one Kafka producer helper: ``acks="all"``, key = aggregate id, a timeout on every call.
+
+Idempotent producers and transactions are deliberately not used (the embedded Tansu broker
+lacks them, see docs/decisions/0001-embedded-broker.md). A resend after an unacknowledged send
+can therefore duplicate a record; every consumer dedupes by event id, which absorbs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import RecordMetadata
+
+from services.contracts import CloudEvent, encode_event, kafka_headers, topic_for
+from services.plumbing.settings import HubSettings
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+class ProducerNotStarted(RuntimeError):
+    """Raised when a send is attempted before the broker was reached."""
+
+
+class EventProducer:
+    """A started-on-demand aiokafka producer that never waits longer than the configured timeout."""
+
+    def __init__(self, settings: HubSettings, client_id: str) -> None:
+        self._settings = settings
+        self._client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+
+    @property
+    def started(self) -> bool:
+        """True once the broker answered and the producer is usable."""
+        return self._producer is not None
+
+    async def start(self) -> None:
+        """Connect to the broker; raises if it does not answer within the timeout."""
+        if self._producer is not None:
+            return
+        timeout = self._settings.kafka_timeout_seconds
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._settings.kafka_bootstrap,
+            client_id=self._client_id,
+            acks="all",
+            enable_idempotence=False,
+            linger_ms=2,
+            request_timeout_ms=int(timeout * 1000),
+            retry_backoff_ms=100,
+        )
+        try:
+            await asyncio.wait_for(producer.start(), timeout)
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
+
+    async def stop(self) -> None:
+        """Flush and close; safe to call when never started."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await asyncio.wait_for(producer.stop(), self._settings.kafka_timeout_seconds)
+
+    async def send(
+        self, topic: str, key: str | bytes | None, value: bytes, headers: Headers = ()
+    ) -> RecordMetadata:
+        """Send one record and wait for the broker's acknowledgement (all in-sync replicas)."""
+        if self._producer is None:
+            raise ProducerNotStarted("the Kafka producer is not connected yet")
+        raw_key = key.encode() if isinstance(key, str) else key
+        return await asyncio.wait_for(
+            self._producer.send_and_wait(topic, value=value, key=raw_key, headers=list(headers)),
+            self._settings.kafka_timeout_seconds,
+        )
+
+    async def publish(self, event: CloudEvent) -> RecordMetadata:
+        """Send an event directly (not through the outbox) to its contract topic, keyed by subject.
+
+        Services publish through the outbox; this is for tools (replay, redrive) and tests.
+        """
+        return await self.send(
+            self._settings.topic(topic_for(event.type)),
+            event.subject,
+            encode_event(event),
+            kafka_headers(event),
+        )
+
+    async def check(self) -> bool:
+        """True when the broker answers a metadata request within the timeout."""
+        if self._producer is None:
+            return False
+        try:
+            await asyncio.wait_for(
+                self._producer.client.fetch_all_metadata(),
+                min(2.0, self._settings.kafka_timeout_seconds),
+            )
+        except Exception:
+            return False
+        return True

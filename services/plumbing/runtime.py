@@ -1,0 +1,130 @@
+"""A service's connections and background tasks, started and stopped by its lifespan.
+
+Start-up never fails because the broker is down: Redis and the HTTP server come up at once,
+Kafka is reached in a background task that retries with backoff and says so in the log, and
+``/readyz`` answers 503 until both dependencies answer. That way a broker outage is visible,
+not a crash loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+
+from redis.asyncio import Redis
+
+from services.contracts import EventType
+from services.plumbing.backoff import Backoff
+from services.plumbing.consumer import EventConsumer, Handler
+from services.plumbing.logging import get_logger
+from services.plumbing.metrics import DEPENDENCY_UP
+from services.plumbing.outbox import Outbox, OutboxRelay
+from services.plumbing.producer import EventProducer
+from services.plumbing.settings import ServiceSettings
+from services.plumbing.topics import ensure_topics
+
+log = get_logger(__name__)
+
+
+def connect_redis(settings: ServiceSettings) -> Redis:
+    """A redis-py asyncio client with timeouts on connect and on every command."""
+    hub = settings.hub
+    return Redis.from_url(
+        hub.redis_url,
+        socket_timeout=hub.redis_timeout_seconds,
+        socket_connect_timeout=hub.redis_timeout_seconds,
+        health_check_interval=30,
+        client_name=f"kanalhub-{settings.service}",
+    )
+
+
+class ServiceRuntime:
+    """Redis client, outbox + relay, producer and (optionally) the consumer of one service."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        handlers: Mapping[EventType, Handler] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.service = settings.service
+        self.redis = connect_redis(settings)
+        self.producer = EventProducer(settings.hub, client_id=f"kanalhub-{self.service}")
+        self.outbox = Outbox(self.redis, settings.hub, self.service)
+        self.relay = OutboxRelay(self.redis, self.producer, self.outbox, settings.hub)
+        self.consumer = (
+            EventConsumer(
+                settings=settings.hub,
+                service=self.service,
+                group_id=settings.consumer_group,
+                redis=self.redis,
+                producer=self.producer,
+                outbox=self.outbox,
+                handlers=handlers,
+            )
+            if handlers
+            else None
+        )
+        self.kafka_connected = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Spawn the background work; returns at once, whatever the broker's state."""
+        self._tasks.append(asyncio.create_task(self._connect_kafka(), name="kafka-connect"))
+        self._tasks.append(asyncio.create_task(self._after_kafka(self.relay.run), name="relay"))
+        if self.consumer is not None:
+            self._tasks.append(
+                asyncio.create_task(self._after_kafka(self.consumer.run), name="consumer")
+            )
+
+    async def stop(self) -> None:
+        """Cancel the background work, then close the producer and Redis."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        with contextlib.suppress(Exception):
+            await self.producer.stop()
+        await self.redis.aclose()
+
+    async def _connect_kafka(self) -> None:
+        backoff = Backoff(initial=0.5, maximum=15.0)
+        while True:
+            try:
+                await ensure_topics(self.settings.hub)
+                await self.producer.start()
+                self.kafka_connected.set()
+                log.info("connected to Kafka", bootstrap=self.settings.hub.kafka_bootstrap)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay = backoff.next_delay()
+                log.warning(
+                    "Kafka not reachable yet; the service runs and /readyz says 503 until it is",
+                    bootstrap=self.settings.hub.kafka_bootstrap,
+                    error=f"{type(exc).__name__}: {exc}",
+                    retry_in=round(delay, 1),
+                )
+                await asyncio.sleep(delay)
+
+    async def _after_kafka(self, work: Callable[[], Awaitable[None]]) -> None:
+        await self.kafka_connected.wait()
+        await work()
+
+    async def readiness(self) -> dict[str, bool]:
+        """Whether Redis and Kafka answer now (each probe has a short timeout)."""
+        redis_ok = await self._redis_answers()
+        kafka_ok = await self.producer.check()
+        DEPENDENCY_UP.labels(self.service, "redis").set(int(redis_ok))
+        DEPENDENCY_UP.labels(self.service, "kafka").set(int(kafka_ok))
+        return {"redis": redis_ok, "kafka": kafka_ok}
+
+    async def _redis_answers(self) -> bool:
+        try:
+            return bool(await asyncio.wait_for(self.redis.ping(), 2.0))
+        except Exception:
+            return False

@@ -1,0 +1,107 @@
+"""Settings shared by every service, read from the environment (prefix ``KANALHUB_``).
+
+Each service has its own ``BaseSettings`` (prefix ``KANALHUB_<SERVICE>_``) that embeds these as
+``hub``. Nothing is read at import time: settings objects are built in ``create_app`` or by a test.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar, Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_JWT_SECRET = "kanalhub-development-secret-do-not-use-in-production"
+
+
+class Environment(StrEnum):
+    """Where the process runs; production refuses development defaults."""
+
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class HubSettings(BaseSettings):
+    """Connection and contract settings that every service and the launcher share."""
+
+    model_config = SettingsConfigDict(env_prefix="KANALHUB_", extra="ignore")
+
+    environment: Environment = Environment.DEVELOPMENT
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Explicit topic creation: partitions bound how far a consumer group can scale out.
+    topic_partitions: int = Field(default=6, ge=1, le=256)
+    topic_replication: int = Field(default=1, ge=1, le=5)
+    # Appended to every topic name; tests use it so they never see each other's events.
+    topic_suffix: str = ""
+    # First segment of every Redis key; tests use a unique one per test.
+    key_prefix: str = "kanalhub"
+    kafka_timeout_seconds: float = Field(default=10.0, gt=0)
+    redis_timeout_seconds: float = Field(default=2.0, gt=0)
+    # How long a consumer remembers an event id; longer than any redelivery we expect.
+    dedupe_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    log_format: Literal["console", "json"] = "console"
+    log_level: str = "INFO"
+
+    # Bearer JWTs for people. HS256 with a shared secret in development; in production a
+    # public key (PEM) or an OIDC JWKS URL, with an asymmetric algorithm.
+    jwt_secret: SecretStr = SecretStr(DEVELOPMENT_JWT_SECRET)
+    jwt_public_key: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["HS256"])
+    jwt_issuer: str = "kanalhub"
+    jwt_audience: str = "kanalhub"
+
+    @model_validator(mode="after")
+    def _refuse_development_secrets_in_production(self) -> Self:
+        if self.environment is Environment.PRODUCTION:
+            uses_shared_secret = self.jwt_public_key is None and self.jwt_jwks_url is None
+            if uses_shared_secret and (
+                self.jwt_secret.get_secret_value() == DEVELOPMENT_JWT_SECRET
+                or len(self.jwt_secret.get_secret_value()) < 32
+            ):
+                raise ValueError(
+                    "KANALHUB_ENVIRONMENT=production needs KANALHUB_JWT_PUBLIC_KEY, "
+                    "KANALHUB_JWT_JWKS_URL or a KANALHUB_JWT_SECRET of 32+ characters that is "
+                    "not the development placeholder"
+                )
+        return self
+
+    def topic(self, base: str) -> str:
+        """The real topic name for a contract topic (adds the test suffix, if any)."""
+        return f"{base}{self.topic_suffix}"
+
+    def key(self, *parts: str) -> str:
+        """A Redis key under this hub's prefix.
+
+        ``key("kvik", "outbox")`` is ``kanalhub:kvik:outbox``; key names live in each
+        service's store module, this only adds the prefix.
+        """
+        return ":".join((self.key_prefix, *parts))
+
+
+class ServiceSettings(BaseSettings):
+    """Base of each service's settings: where it listens, plus the shared ``hub`` settings."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    # The wire name of the service: Redis key segment, consumer group, CloudEvents source.
+    service: ClassVar[str]
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # Request bodies above this are refused with 413 before they are parsed.
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    hub: HubSettings = Field(default_factory=HubSettings)
+
+    @property
+    def source(self) -> str:
+        """The CloudEvents ``source`` of the events this service publishes."""
+        return f"/kanalhub/{self.service}"
+
+    @property
+    def consumer_group(self) -> str:
+        """The Kafka consumer group of this service (one per service, shared by replicas)."""
+        return f"kanalhub.{self.service}{self.hub.topic_suffix}"

@@ -1,0 +1,1 @@
+"""The registry service: the catalogue of sites and entry points."""
