@@ -49,7 +49,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NoidaBroker | T
             f"KANALHUB_TEST_BROKER={kind!r}: choose one of {', '.join(BROKER_KINDS)}",
             pytrace=False,
         )
-    process = make_broker(kind, free_port(), tmp_path_factory.mktemp(f"broker-{kind}"))  # type: ignore[arg-type]
+    process = make_broker(kind, free_port(), tmp_path_factory.mktemp(f"broker-{kind}"))
     _start_or_fail(process, f"the {kind} broker")
     yield process
     process.stop()

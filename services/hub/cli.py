@@ -84,6 +84,21 @@ def tokens(
 
 
 @app.command()
+def token(
+    role: Annotated[str, typer.Argument(help="A role, e.g. registry:write, or all-roles.")],
+) -> None:
+    """Print one development token and nothing else: ``TOKEN=$(kanalhub token metrics:read)``."""
+    from services.plumbing.auth import development_tokens
+    from services.plumbing.settings import HubSettings
+
+    tokens = development_tokens(HubSettings())
+    if role not in tokens:
+        console.print(f"[red]unknown role {role!r}[/red]; choose one of: {', '.join(tokens)}")
+        raise typer.Exit(2)
+    print(tokens[role])
+
+
+@app.command()
 def schemas(
     root: Annotated[Path, typer.Option(help="Repository root to write docs/events into.")] = Path(),
 ) -> None:
@@ -108,3 +123,7 @@ def topics() -> None:
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":
+    main()

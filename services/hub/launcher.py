@@ -95,6 +95,9 @@ def _service_env(
             "KANALHUB_KAFKA_BOOTSTRAP": hub.kafka_bootstrap,
             "KANALHUB_REDIS_URL": hub.redis_url,
             "KANALHUB_TOPIC_PARTITIONS": str(hub.topic_partitions),
+            # One replica per service: a stable name lets a restarted service take its
+            # partitions back at once (static group membership).
+            "KANALHUB_INSTANCE_ID": "embedded",
             f"KANALHUB_{name.upper()}_PORT": str(port),
             f"KANALHUB_{name.upper()}_HOST": launcher.host,
         }
@@ -166,8 +169,7 @@ def run_hub(launcher: LauncherSettings) -> int:
             valkey.start()
             started.append(valkey)
             status.update("creating topics")
-            created = asyncio.run(ensure_topics(hub))
-            console.print(f"topics: {len(created)} created, the rest already there")
+            asyncio.run(ensure_topics(hub))
             services = [
                 ServiceProcess(
                     name,
@@ -227,10 +229,21 @@ def _print_welcome(
     table.add_row("valkey", hub.redis_url)
     table.add_row("data and logs", str(data_dir))
     console.print(table)
-    tokens = Table(title="development tokens: curl -H 'Authorization: Bearer <token>'")
-    tokens.add_column("role")
-    tokens.add_column("token", overflow="fold")
-    for role, token in development_tokens(hub).items():
-        tokens.add_row(role, token)
-    console.print(tokens)
+    tokens = development_tokens(hub)
+    token_file = data_dir / "dev-tokens.env"
+    token_file.write_text(
+        "".join(
+            f"export KANALHUB_TOKEN_{role.upper().replace(':', '_').replace('-', '_')}={token}\n"
+            for role, token in tokens.items()
+        )
+    )
+    token_file.chmod(0o600)
+    console.print(
+        "\nDevelopment tokens (valid 12 h), one per role - use as "
+        "[bold]-H 'Authorization: Bearer <token>'[/bold]:"
+    )
+    for role, token in tokens.items():
+        # Plain lines, never wrapped, so a token can be copied from the terminal as it is.
+        console.print(f"  {role:15} {token}", soft_wrap=True, highlight=False)
+    console.print(f"Also in {token_file} (source it) and from `kanalhub token <role>`.\n")
     console.print("Press Ctrl-C to stop everything.")

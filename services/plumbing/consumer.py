@@ -187,9 +187,11 @@ class EventConsumer:
                 await _stop_quietly(consumer)
 
     def _new_consumer(self) -> AIOKafkaConsumer:
+        instance = self._settings.instance_id
         return AIOKafkaConsumer(
             bootstrap_servers=self._settings.kafka_bootstrap,
             group_id=self._group_id,
+            group_instance_id=f"{self._service}-{instance}" if instance else None,
             client_id=f"kanalhub-{self._service}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -202,6 +204,8 @@ class EventConsumer:
     async def poll_once(self, consumer: AIOKafkaConsumer) -> int:
         """Fetch one batch, process it, commit it. Returns the number of records processed."""
         batch = await consumer.getmany(timeout_ms=500, max_records=self._batch_size)
+        if not batch:
+            await self.rewind_if_past_the_end(consumer)
         processed = 0
         async with self.batch_lock:
             for tp, records in batch.items():
@@ -216,10 +220,40 @@ class EventConsumer:
                     )
         return processed
 
+    async def rewind_if_past_the_end(self, consumer: AIOKafkaConsumer) -> None:
+        """Read from the beginning a partition whose position lies beyond its high watermark.
+
+        That happens when the broker came back with less data than we had committed (a
+        memory-only broker after a restart). A real Kafka broker answers OFFSET_OUT_OF_RANGE
+        and ``auto_offset_reset="earliest"`` handles it; some Kafka-protocol brokers just
+        return nothing, which would leave the consumer waiting forever. Dedupe absorbs
+        anything read twice.
+        """
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            position = await asyncio.wait_for(
+                consumer.position(tp), self._settings.kafka_timeout_seconds
+            )
+            if position > highwater:
+                log.warning(
+                    "position beyond the end of the partition, reading it from the beginning",
+                    partition=f"{tp.topic}:{tp.partition}",
+                    position=position,
+                    highwater=highwater,
+                )
+                await consumer.seek_to_beginning(tp)
+
     async def commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
         """Commit ``offset`` for ``tp``; the records before it are stored, so this is safe."""
         try:
-            await consumer.commit({tp: offset})
+            # aiokafka retries a commit on its own for as long as the error looks retriable
+            # (an unknown topic after the broker came back empty, for instance); the timeout
+            # turns that into a reconnect of the whole consumer, which recovers.
+            await asyncio.wait_for(
+                consumer.commit({tp: offset}), self._settings.kafka_timeout_seconds
+            )
         except CommitFailedError as exc:
             # The partition moved to another member; it re-reads from the last commit and the
             # dedupe marks turn the repeats into no-ops.

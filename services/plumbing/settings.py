@@ -42,6 +42,11 @@ class HubSettings(BaseSettings):
     redis_timeout_seconds: float = Field(default=2.0, gt=0)
     # How long a consumer remembers an event id; longer than any redelivery we expect.
     dedupe_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    # This replica's stable name (a pod name, "embedded"). When set, consumers use static group
+    # membership: a restarted replica takes its partitions back at once instead of waiting for
+    # its dead predecessor's session to expire - and on the noida broker, which never expires
+    # one, at all (docs/decisions/0001-embedded-broker.md). Unique per replica of a service.
+    instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
+from services.hub.embedded import DEFAULT_BROKER, NoidaBroker, TansuBroker, free_port, make_broker
 from services.plumbing.outbox import Outbox, OutboxRelay
 from services.plumbing.producer import EventProducer
 from services.plumbing.settings import HubSettings
@@ -23,4 +26,31 @@ async def wiring(hub_settings: HubSettings, redis_client: Redis) -> AsyncIterato
     outbox = Outbox(redis_client, hub_settings, SERVICE)
     relay = OutboxRelay(redis_client, producer, outbox, hub_settings, lease_ms=1000)
     yield Wiring(hub_settings, redis_client, producer, outbox, relay)
+    await producer.stop()
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[NoidaBroker | TansuBroker]:
+    """A broker of the kind under test for this test alone, because the test stops it."""
+    kind = os.environ.get("KANALHUB_TEST_BROKER", DEFAULT_BROKER)
+    broker = make_broker(kind, free_port(), tmp_path / "broker")  # type: ignore[arg-type]
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+async def private_wiring(
+    private_broker: NoidaBroker | TansuBroker, hub_settings: HubSettings, redis_client: Redis
+) -> AsyncIterator[Wiring]:
+    """Like ``wiring``, on the private broker (Valkey stays the session one)."""
+    settings = hub_settings.model_copy(
+        update={"kafka_bootstrap": private_broker.bootstrap, "kafka_timeout_seconds": 3.0}
+    )
+    await ensure_topics(settings)
+    producer = EventProducer(settings, client_id="kanalhub-test")
+    await producer.start()
+    outbox = Outbox(redis_client, settings, SERVICE)
+    relay = OutboxRelay(redis_client, producer, outbox, settings, lease_ms=1000)
+    yield Wiring(settings, redis_client, producer, outbox, relay)
     await producer.stop()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from services.contracts import EventType, Topic
 from services.plumbing.metrics import EVENTS_CONSUMED
 from tests.integration.plumbing.support import Wiring, drain_relay, eventually, make_event
 
@@ -20,6 +21,9 @@ REPO = Path(__file__).resolve().parents[3]
 async def test_killed_consumer_redelivers_and_the_effect_still_happens_once(
     wiring: Wiring,
 ) -> None:
+    # The replica's stable name: its replacement takes the dead member's partitions over at
+    # once (static membership) instead of after a session timeout that noida never enforces.
+    wiring.settings = wiring.settings.model_copy(update={"instance_id": "replica-1"})
     events = [make_event("visit-crash", seq=i) for i in range(5)]
     await wiring.outbox.publish(*events)
     await drain_relay(wiring.relay, wiring.outbox)
@@ -39,8 +43,8 @@ async def test_killed_consumer_redelivers_and_the_effect_still_happens_once(
 
     duplicates = EVENTS_CONSUMED.labels(
         "probe",
-        wiring.settings.topic("kanalhub.mobile.v1"),
-        "dk.kanalhub.mobile.contact.recorded.v1",
+        wiring.settings.topic(Topic.MOBILE),
+        EventType.MOBILE_CONTACT_RECORDED,
         "duplicate",
     )
     before = duplicates._value.get()

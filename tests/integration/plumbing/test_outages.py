@@ -6,17 +6,14 @@ These tests start their own broker and Valkey (not the session ones), because th
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from uuid import uuid4
 
 import pytest
 from redis.asyncio import Redis
 
-from services.hub.embedded import DEFAULT_BROKER, ValkeyProcess, free_port, make_broker
-from services.plumbing.outbox import Outbox, OutboxRelay
-from services.plumbing.producer import EventProducer
+from services.hub.embedded import NoidaBroker, TansuBroker, ValkeyProcess, free_port
+from services.plumbing.outbox import Outbox
 from services.plumbing.settings import HubSettings
 from tests.integration.plumbing.support import SERVICE, Wiring, eventually, make_event
 
@@ -32,64 +29,46 @@ async def own_valkey(tmp_path: Path) -> AsyncIterator[ValkeyProcess]:
 
 
 async def test_writes_are_accepted_while_the_broker_is_down_and_all_arrive_once_after(
-    tmp_path: Path, valkey: ValkeyProcess
+    private_broker: NoidaBroker | TansuBroker, private_wiring: Wiring
 ) -> None:
-    kind = os.environ.get("KANALHUB_TEST_BROKER", DEFAULT_BROKER)
-    broker = make_broker(kind, free_port(), tmp_path / "broker")  # type: ignore[arg-type]
-    broker.start()
-    settings = HubSettings(
-        kafka_bootstrap=broker.bootstrap,
-        redis_url=valkey.url,
-        topic_suffix=f".t{uuid4().hex[:10]}",
-        key_prefix=f"test{uuid4().hex[:10]}",
-        topic_partitions=3,
-        kafka_timeout_seconds=3,
-        environment="test",  # type: ignore[arg-type]
-    )
-    redis = Redis.from_url(valkey.url, socket_timeout=5)
-    producer = EventProducer(settings, client_id="outage-test")
-    outbox = Outbox(redis, settings, SERVICE)
-    relay = OutboxRelay(redis, producer, outbox, settings, lease_ms=1000)
-    wiring = Wiring(settings, redis, producer, outbox, relay)
-    from services.plumbing.topics import ensure_topics
-
-    await ensure_topics(settings)
-    await producer.start()
-    relay_task = asyncio.create_task(relay.run())
+    if private_broker.kind == "tansu":
+        pytest.xfail(
+            "Tansu restarts empty and auto-creates the topic with its own partition count on "
+            "the first produce; the consumer does not yet recover from that "
+            "(docs/decisions/0001-embedded-broker.md)"
+        )
+    wiring = private_wiring
+    relay_task = asyncio.create_task(wiring.relay.run())
     consumer_task = asyncio.create_task(wiring.consumer(wiring.counting_handler()).run())
     try:
         early = [make_event(f"visit-{i}", seq=i) for i in range(20)]
-        await outbox.publish(*early)
+        await wiring.outbox.publish(*early)
 
         async def early_seen() -> bool:
             return len(await wiring.effects()) == len(early)
 
         await eventually(early_seen)
 
-        broker.stop()
+        private_broker.stop()
         during = [make_event(f"visit-{i % 13}", seq=i) for i in range(200)]
         for start in range(0, len(during), 20):
-            await outbox.publish(*during[start : start + 20])  # accepted: Redis only
-        assert await outbox.depth() >= 1
+            await wiring.outbox.publish(*during[start : start + 20])  # accepted: Redis only
         await asyncio.sleep(2)  # the relay fails against the dead broker meanwhile
+        assert await wiring.outbox.depth() == len(during)
 
-        broker.start()
+        private_broker.start()
 
         async def all_seen() -> bool:
             return len(await wiring.effects()) == len(early) + len(during)
 
         await eventually(all_seen, within=120, interval=0.5)
         await asyncio.sleep(1.0)
-        effects = await wiring.effects()
-        assert effects == {str(e.id): 1 for e in [*early, *during]}
-        assert await outbox.depth() == 0
+        assert await wiring.effects() == {str(e.id): 1 for e in [*early, *during]}
+        assert await wiring.outbox.depth() == 0
     finally:
         relay_task.cancel()
         consumer_task.cancel()
         await asyncio.gather(relay_task, consumer_task, return_exceptions=True)
-        await producer.stop()
-        await redis.aclose()
-        broker.stop()
 
 
 async def test_outbox_writes_acknowledged_before_valkey_is_killed_survive_its_restart(
