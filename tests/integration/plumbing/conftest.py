@@ -10,23 +10,15 @@ import pytest
 from redis.asyncio import Redis
 
 from services.hub.embedded import DEFAULT_BROKER, NoidaBroker, TansuBroker, free_port, make_broker
-from services.plumbing.outbox import Outbox, OutboxRelay
-from services.plumbing.producer import EventProducer
 from services.plumbing.settings import HubSettings
-from services.plumbing.topics import ensure_topics
-from tests.integration.plumbing.support import SERVICE, Wiring
+from tests.integration.plumbing.support import Wiring, wired
 
 
 @pytest.fixture
 async def wiring(hub_settings: HubSettings, redis_client: Redis) -> AsyncIterator[Wiring]:
     """A pretend service "probe": outbox, relay and producer on this test's topics and keys."""
-    await ensure_topics(hub_settings)
-    producer = EventProducer(hub_settings, client_id="kanalhub-test")
-    await producer.start()
-    outbox = Outbox(redis_client, hub_settings, SERVICE)
-    relay = OutboxRelay(redis_client, producer, outbox, hub_settings, lease_ms=1000)
-    yield Wiring(hub_settings, redis_client, producer, outbox, relay)
-    await producer.stop()
+    async with wired(hub_settings, redis_client) as wiring:
+        yield wiring
 
 
 @pytest.fixture
@@ -47,10 +39,5 @@ async def private_wiring(
     settings = hub_settings.model_copy(
         update={"kafka_bootstrap": private_broker.bootstrap, "kafka_timeout_seconds": 3.0}
     )
-    await ensure_topics(settings)
-    producer = EventProducer(settings, client_id="kanalhub-test")
-    await producer.start()
-    outbox = Outbox(redis_client, settings, SERVICE)
-    relay = OutboxRelay(redis_client, producer, outbox, settings, lease_ms=1000)
-    yield Wiring(settings, redis_client, producer, outbox, relay)
-    await producer.stop()
+    async with wired(settings, redis_client) as wiring:
+        yield wiring

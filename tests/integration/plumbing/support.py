@@ -4,7 +4,8 @@ and waiting for a condition."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -14,6 +15,7 @@ from services.plumbing.consumer import EventConsumer, Handler, Transaction
 from services.plumbing.outbox import Outbox, OutboxRelay
 from services.plumbing.producer import EventProducer
 from services.plumbing.settings import HubSettings
+from services.plumbing.topics import ensure_topics
 from tests.factories import contact_recorded
 
 SERVICE = "probe"
@@ -64,6 +66,36 @@ class Wiring:
     async def effects(self) -> dict[str, int]:
         raw = await self.redis.hgetall(self.effects_key)
         return {k.decode(): int(v) for k, v in raw.items()}
+
+    async def consume_until(
+        self, count: int, handler: Handler | None = None, within: float = 30.0, linger: float = 0
+    ) -> None:
+        """Run a consumer until ``count`` distinct events had their effect, then ``linger`` s."""
+        task = asyncio.create_task(self.consumer(handler or self.counting_handler()).run())
+        try:
+
+            async def all_seen() -> bool:
+                return len(await self.effects()) >= count
+
+            await eventually(all_seen, within=within)
+            await asyncio.sleep(linger)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+@asynccontextmanager
+async def wired(settings: HubSettings, redis: Redis) -> AsyncIterator[Wiring]:
+    """The pretend service's plumbing on ``settings``' broker, topics and keys."""
+    await ensure_topics(settings)
+    producer = EventProducer(settings, client_id="kanalhub-test")
+    await producer.start()
+    outbox = Outbox(redis, settings, SERVICE)
+    relay = OutboxRelay(redis, producer, outbox, settings, lease_ms=1000)
+    try:
+        yield Wiring(settings, redis, producer, outbox, relay)
+    finally:
+        await producer.stop()
 
 
 async def eventually(

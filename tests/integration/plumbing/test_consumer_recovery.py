@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from tests.integration.plumbing.support import Wiring, eventually, make_event
+from tests.integration.plumbing.support import Wiring, make_event
 
 pytestmark = pytest.mark.integration
 
@@ -30,13 +28,5 @@ async def test_committed_offset_beyond_the_end_resets_to_earliest(wiring: Wiring
     finally:
         await committer.stop()
 
-    task = asyncio.create_task(wiring.consumer(wiring.counting_handler()).run())
-    try:
-
-        async def all_seen() -> bool:
-            return len(await wiring.effects()) == len(events)
-
-        await eventually(all_seen, within=45)
-    finally:
-        task.cancel()
+    await wiring.consume_until(len(events), within=45)
     assert set((await wiring.effects()).values()) == {1}

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from services.plumbing.outbox import OutboxRelay
-from tests.integration.plumbing.support import Wiring, drain_relay, eventually, make_event
+from tests.integration.plumbing.support import Wiring, drain_relay, make_event
 
 pytestmark = pytest.mark.integration
 
@@ -23,17 +23,8 @@ async def test_event_written_through_outbox_reaches_consumer_exactly_once_in_eff
     for event in events[:20]:
         await wiring.producer.publish(event)
 
-    consumer = wiring.consumer(wiring.counting_handler())
-    task = asyncio.create_task(consumer.run())
-    try:
-
-        async def all_seen() -> bool:
-            return len(await wiring.effects()) == len(events)
-
-        await eventually(all_seen)
-        await asyncio.sleep(1.0)  # give the redelivered copies time to arrive too
-    finally:
-        task.cancel()
+    # linger: the redelivered copies arrive after the originals
+    await wiring.consume_until(len(events), linger=1.0)
     effects = await wiring.effects()
     assert effects == {str(e.id): 1 for e in events}
 
@@ -47,16 +38,7 @@ async def test_relay_publishes_events_of_one_aggregate_in_order(wiring: Wiring) 
     wiring.relay._batch_size = 7
     await drain_relay(wiring.relay, wiring.outbox)
 
-    consumer = wiring.consumer(wiring.counting_handler())
-    task = asyncio.create_task(consumer.run())
-    try:
-
-        async def all_seen() -> bool:
-            return len(await wiring.effects()) == len(events)
-
-        await eventually(all_seen)
-    finally:
-        task.cancel()
+    await wiring.consume_until(len(events))
     for subject in ("visit-0", "visit-1", "visit-2"):
         order_key = wiring.settings.key("probe", "order", subject)
         seen = [raw.decode() for raw in await wiring.redis.lrange(order_key, 0, -1)]
@@ -81,16 +63,7 @@ async def test_events_held_by_a_crashed_relay_are_published_by_the_next_one(
     await asyncio.sleep(1.2)
     await drain_relay(successor, wiring.outbox)
 
-    consumer = wiring.consumer(wiring.counting_handler())
-    task = asyncio.create_task(consumer.run())
-    try:
-
-        async def all_seen() -> bool:
-            return len(await wiring.effects()) == len(events)
-
-        await eventually(all_seen)
-    finally:
-        task.cancel()
+    await wiring.consume_until(len(events))
     assert set((await wiring.effects()).values()) == {1}
 
 
