@@ -9,6 +9,11 @@ Layout in Redis (keys under ``<prefix>:<service>:``):
   but the broker has not yet acknowledged, so a relay that crashes loses nothing.
 - ``outbox:lease`` - which relay instance may publish now. One publisher at a time is what keeps
   the events of one aggregate in order: two relays reading one group would race each other.
+- ``outbox:recent`` - a copy of what the broker acknowledged in the last
+  ``outbox_resend_window_seconds``. A broker that crashes can lose records it had already
+  acknowledged (the embedded noida broker loses up to ~1.6 s, decision 0001); after any publish
+  failure and whenever a relay takes the lease, the relay sends this window again before
+  anything newer, so such records are not lost. Consumers dedupe the copies.
 
 An entry is acknowledged and deleted only after the broker acknowledged the record. A relay that
 dies between the two re-publishes the entry later; consumers dedupe by event id.
@@ -23,6 +28,7 @@ import socket
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -96,6 +102,10 @@ class Outbox:
         return int(await self._redis.xlen(self.stream))
 
 
+async def _nothing_to_acknowledge(_sent: list[tuple[str, dict[str, str]]]) -> None:
+    """Re-sent events left the outbox already."""
+
+
 def _decode(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -122,6 +132,10 @@ class OutboxRelay:
         self._block_ms = block_ms
         self._lease_ms = lease_ms
         self._lease_key = f"{outbox.stream}:lease"
+        self._recent = f"{outbox.stream}:recent"
+        self._resend_due = True
+        # Highest offset the broker acknowledged per partition, to notice it going back.
+        self._acked_offsets: dict[tuple[str, int], int] = {}
         self.consumer_name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._lease = redis.register_script(_LEASE_SCRIPT)
         self._holds_lease = False
@@ -142,6 +156,7 @@ class OutboxRelay:
                 # Whatever failed, look at the stream afresh next time: an emptied Redis has
                 # lost the consumer group too, and a lost lease must be taken again.
                 self._group_ready = self._holds_lease = False
+                self._resend_due = True
                 delay = backoff.next_delay()
                 log.warning(
                     "outbox relay will retry",
@@ -159,6 +174,8 @@ class OutboxRelay:
         if not await self._hold_lease():
             await asyncio.sleep(self._lease_ms / 3000)
             return 0
+        if self._resend_due:
+            await self._resend_recent()
         entries = await self._read(pending=True)
         if not entries:
             entries = await self._read(pending=False)
@@ -183,6 +200,7 @@ class OutboxRelay:
             # Newly the publisher: whatever the previous holder had read but not published is
             # now ours, oldest first, before anything new - that keeps per-aggregate order.
             await self._claim_all_pending()
+            self._resend_due = True
             log.info("outbox relay holds the lease", service=self._outbox.service)
         self._holds_lease = result > 0
         return self._holds_lease
@@ -226,6 +244,24 @@ class OutboxRelay:
         return entries
 
     async def _publish(self, entries: list[tuple[str, dict[str, str]]]) -> int:
+        return await self._send_in_order(entries, self._acknowledge)
+
+    async def _resend_recent(self) -> None:
+        recent = cast(list[tuple[Any, dict[Any, Any]]], await self._redis.xrange(self._recent))
+        entries = [
+            (_decode(entry_id), {_decode(k): _decode(v) for k, v in fields.items()})
+            for entry_id, fields in recent
+        ]
+        if entries:
+            count = await self._send_in_order(entries, _nothing_to_acknowledge)
+            log.info("re-sent recently acknowledged events", count=count)
+        self._resend_due = False
+
+    async def _send_in_order(
+        self,
+        entries: list[tuple[str, dict[str, str]]],
+        on_sent: Callable[[list[tuple[str, dict[str, str]]]], Awaitable[None]],
+    ) -> int:
         # Events of one aggregate go out one after another (round by round); different
         # aggregates go out side by side, so a batch of distinct keys is one round trip.
         by_key: dict[str, list[tuple[str, dict[str, str]]]] = defaultdict(list)
@@ -241,7 +277,7 @@ class OutboxRelay:
             )
             sent = [head for head, result in zip(heads, results, strict=True) if result is None]
             if sent:
-                await self._acknowledge(sent)
+                await on_sent(sent)
                 published += len(sent)
             next_queues = []
             for queue, result in zip(queues, results, strict=True):
@@ -259,13 +295,31 @@ class OutboxRelay:
 
     async def _send(self, fields: dict[str, str]) -> None:
         headers = [(k, v.encode()) for k, v in json.loads(fields["headers"])]
-        await self._producer.send(fields["topic"], fields["key"], fields["value"].encode(), headers)
+        metadata = await self._producer.send(
+            fields["topic"], fields["key"], fields["value"].encode(), headers
+        )
+        # Offsets only grow. One that does not means the broker came back without records it
+        # had acknowledged (and reuses their offsets): send the recent window again.
+        partition = (metadata.topic, metadata.partition)
+        previous = self._acked_offsets.get(partition)
+        if previous is not None and metadata.offset <= previous and not self._resend_due:
+            log.warning(
+                "the broker lost acknowledged records; re-sending the recent window",
+                partition=f"{metadata.topic}:{metadata.partition}",
+                offset=metadata.offset,
+                previous_offset=previous,
+            )
+            self._resend_due = True
+        self._acked_offsets[partition] = metadata.offset
 
     async def _acknowledge(self, sent: list[tuple[str, dict[str, str]]]) -> None:
         entry_ids = [entry_id for entry_id, _ in sent]
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.xack(self._outbox.stream, RELAY_GROUP, *entry_ids)
             pipe.xdel(self._outbox.stream, *entry_ids)
+            if self._settings.outbox_resend_window_seconds > 0:
+                for _, fields in sent:
+                    pipe.xadd(self._recent, fields)  # type: ignore[arg-type]
             await pipe.execute()
         for _, fields in sent:
             EVENTS_PUBLISHED.labels(self._outbox.service, fields["topic"], fields["type"]).inc()
@@ -286,6 +340,8 @@ class OutboxRelay:
         if now - self._last_gauge < 1.0:
             return
         self._last_gauge = now
+        window_ms = int(self._settings.outbox_resend_window_seconds * 1000)
+        await self._redis.xtrim(self._recent, minid=str(int(time.time() * 1000) - window_ms))
         service = self._outbox.service
         OUTBOX_DEPTH.labels(service).set(await self._redis.xlen(self._outbox.stream))
         oldest = await self._redis.xrange(self._outbox.stream, count=1)

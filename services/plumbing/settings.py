@@ -40,6 +40,10 @@ class HubSettings(BaseSettings):
     key_prefix: str = "kanalhub"
     kafka_timeout_seconds: float = Field(default=10.0, gt=0)
     redis_timeout_seconds: float = Field(default=2.0, gt=0)
+    # The outbox relay keeps what the broker acknowledged this long and sends it again after a
+    # publish failure or a relay restart: brokers that lose acknowledged records when they
+    # crash (noida) lose nothing of ours. 0 turns it off (replicated Kafka does not need it).
+    outbox_resend_window_seconds: float = Field(default=10.0, ge=0, le=3600)
     # How long a consumer remembers an event id; longer than any redelivery we expect.
     dedupe_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     # This replica's stable name (a pod name, "embedded"). When set, consumers use static group

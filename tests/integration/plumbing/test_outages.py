@@ -98,3 +98,33 @@ async def test_outbox_writes_acknowledged_before_valkey_is_killed_survive_its_re
         assert set(acknowledged) <= ids
     finally:
         await redis.aclose()
+
+
+async def test_records_a_killed_broker_loses_after_acknowledging_them_are_sent_again(
+    private_broker: NoidaBroker | TansuBroker, private_wiring: Wiring
+) -> None:
+    if private_broker.kind == "tansu":
+        pytest.skip("Tansu keeps nothing over a restart; this is about a broker that keeps most")
+    wiring = private_wiring
+    relay_task = asyncio.create_task(wiring.relay.run())
+    events = [make_event(f"visit-{i % 11}", seq=i) for i in range(400)]
+
+    async def write() -> None:
+        for event in events:
+            await wiring.outbox.publish(event)
+            await asyncio.sleep(0.004)
+
+    writer = asyncio.create_task(write())
+    try:
+        await asyncio.sleep(1.0)
+        private_broker.kill()  # SIGKILL: noida loses what it acknowledged in the last ~1 s
+        private_broker.start()
+        await writer
+        # Like the embedded launcher, which restarts every service when the broker died: the
+        # consumer starts fresh from the committed offsets.
+        await wiring.consume_until(len(events), within=90, linger=1.0)
+    finally:
+        writer.cancel()
+        relay_task.cancel()
+        await asyncio.gather(writer, relay_task, return_exceptions=True)
+    assert await wiring.effects() == {str(e.id): 1 for e in events}
