@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 from dataclasses import dataclass, field
 
@@ -27,3 +29,21 @@ class Backoff:
     def reset(self) -> None:
         """Forget past failures after a success."""
         self.attempts = 0
+
+
+def stop_if_cancelled() -> None:
+    """Re-raise a cancellation that a library reported as another exception.
+
+    A retry loop catches ``Exception``; redis-py's blocking reads can surface a task's
+    cancellation as a ``TimeoutError`` (through async-timeout), and the loop would then retry
+    for ever in a task that was asked to stop. Call this first in every such ``except``.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def pause(seconds: float, stopping: asyncio.Event) -> None:
+    """Sleep ``seconds``, or less if ``stopping`` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)

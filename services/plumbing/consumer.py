@@ -42,7 +42,7 @@ from services.contracts import (
     Topic,
     decode_event,
 )
-from services.plumbing.backoff import Backoff
+from services.plumbing.backoff import Backoff, pause, stop_if_cancelled
 from services.plumbing.logging import get_logger
 from services.plumbing.metrics import (
     CONSUMER_LAG,
@@ -71,6 +71,10 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     TimeoutError,
     ConnectionError,
 )
+
+
+class _StopRequested(Exception):
+    """Leave the batch unfinished and uncommitted because the service is stopping."""
 
 
 class UnprocessableEvent(Exception):
@@ -156,33 +160,41 @@ class EventConsumer:
         self._batch_size = batch_size
         self._session_timeout_ms = session_timeout_ms
         self.batch_lock = asyncio.Lock()
+        self.stopping = asyncio.Event()
         self.topics = sorted({settings.topic(EVENT_TOPIC[t]) for t in self._handlers})
         self._deadletter_topic = settings.topic(Topic.DEADLETTER)
 
     async def run(self) -> None:
-        """Consume until cancelled; a lost broker is logged and reconnected with backoff."""
+        """Consume until ``stopping`` is set; a lost broker is logged and reconnected.
+
+        Stopping is cooperative: the batch in hand is finished and committed first, so a clean
+        shutdown redelivers nothing.
+        """
         if not self.topics:
             return
         backoff = Backoff(initial=0.2, maximum=10.0)
-        while True:
+        while not self.stopping.is_set():
             consumer = self._new_consumer()
             try:
                 await asyncio.wait_for(consumer.start(), self._settings.kafka_timeout_seconds)
                 consumer.subscribe(self.topics, listener=_Rebalance(self))
                 log.info("consumer started", group=self._group_id, topics=self.topics)
                 backoff.reset()
-                while True:
+                while not self.stopping.is_set():
                     await self.poll_once(consumer)
             except asyncio.CancelledError:
                 raise
+            except _StopRequested:
+                return
             except Exception as exc:
+                stop_if_cancelled()
                 delay = backoff.next_delay()
                 log.warning(
                     "consumer lost the broker, reconnecting",
                     error=f"{type(exc).__name__}: {exc}",
                     retry_in=round(delay, 2),
                 )
-                await asyncio.sleep(delay)
+                await pause(delay, self.stopping)
             finally:
                 await _stop_quietly(consumer)
 
@@ -294,15 +306,19 @@ class EventConsumer:
                 await self._deadletter(record, DeadLetter(exc.reason, str(exc)))
                 return "deadlettered"
             except TRANSIENT_ERRORS as exc:
+                stop_if_cancelled()
                 HANDLER_RETRIES.labels(self._service, "transient").inc()
+                if self.stopping.is_set():
+                    raise _StopRequested from exc  # not handled, not committed: redelivered
                 delay = backoff.next_delay()
                 log.warning(
                     "handler hit a transient error, retrying",
                     error=repr(exc),
                     retry_in=round(delay, 2),
                 )
-                await asyncio.sleep(delay)
+                await pause(delay, self.stopping)
             except Exception as exc:
+                stop_if_cancelled()
                 failures += 1
                 HANDLER_RETRIES.labels(self._service, "failure").inc()
                 if failures >= self._max_attempts:
@@ -311,7 +327,7 @@ class EventConsumer:
                         record, DeadLetter("handler_failed", f"{type(exc).__name__}: {exc}")
                     )
                     return "deadlettered"
-                await asyncio.sleep(backoff.next_delay())
+                await pause(backoff.next_delay(), self.stopping)
 
     async def apply(self, event: CloudEvent, handler: Handler) -> str:
         """Run ``handler`` for ``event`` at most once in effect: 'handled' or 'duplicate'."""
@@ -349,13 +365,16 @@ class EventConsumer:
                 )
                 break
             except Exception as exc:
+                stop_if_cancelled()
+                if self.stopping.is_set():
+                    raise _StopRequested from exc  # not dead-lettered, not committed
                 delay = backoff.next_delay()
                 log.warning(
                     "dead-letter publish failed, retrying",
                     error=repr(exc),
                     retry_in=round(delay, 2),
                 )
-                await asyncio.sleep(delay)
+                await pause(delay, self.stopping)
         log.warning(
             "event dead-lettered",
             reason=letter.reason,

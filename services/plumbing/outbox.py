@@ -36,7 +36,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from services.contracts import CloudEvent, encode_event, kafka_headers, topic_for
-from services.plumbing.backoff import Backoff
+from services.plumbing.backoff import Backoff, pause, stop_if_cancelled
 from services.plumbing.logging import get_logger
 from services.plumbing.metrics import (
     EVENTS_PUBLISHED,
@@ -141,18 +141,24 @@ class OutboxRelay:
         self._holds_lease = False
         self._group_ready = False
         self._last_gauge = 0.0
+        self.stopping = asyncio.Event()
 
     async def run(self) -> None:
-        """Relay forever; every failure is logged and retried with backoff. Cancel to stop."""
+        """Relay until ``stopping`` is set; every failure is logged and retried with backoff.
+
+        Stopping is cooperative (between steps, at most one blocking read later) rather than by
+        cancellation: a cancel landing inside redis-py's blocking read can leave it hanging.
+        """
         backoff = Backoff(initial=0.1, maximum=5.0)
-        while True:
+        while not self.stopping.is_set():
             try:
-                while True:
+                while not self.stopping.is_set():
                     await self.step()
                     backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                stop_if_cancelled()
                 # Whatever failed, look at the stream afresh next time: an emptied Redis has
                 # lost the consumer group too, and a lost lease must be taken again.
                 self._group_ready = self._holds_lease = False
@@ -164,7 +170,7 @@ class OutboxRelay:
                     error=f"{type(exc).__name__}: {exc}",
                     retry_in=round(delay, 2),
                 )
-                await asyncio.sleep(delay)
+                await pause(delay, self.stopping)
 
     async def step(self) -> int:
         """One round: hold the lease, read a batch, publish it. Returns the events published."""
@@ -172,7 +178,7 @@ class OutboxRelay:
             await self._ensure_group()
         await self._update_gauges()
         if not await self._hold_lease():
-            await asyncio.sleep(self._lease_ms / 3000)
+            await pause(self._lease_ms / 3000, self.stopping)
             return 0
         if self._resend_due:
             await self._resend_recent()
@@ -331,6 +337,7 @@ class OutboxRelay:
             try:
                 await ensure_topics(self._settings)
             except Exception as exc:
+                stop_if_cancelled()
                 log.debug(
                     "topic check after publish failure failed", error=str(exc), cause=str(failure)
                 )

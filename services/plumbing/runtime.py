@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from redis.asyncio import Redis
 
 from services.contracts import EventType
-from services.plumbing.backoff import Backoff
+from services.plumbing.backoff import Backoff, stop_if_cancelled
 from services.plumbing.consumer import EventConsumer, Handler
 from services.plumbing.logging import get_logger
 from services.plumbing.metrics import DEPENDENCY_UP
@@ -78,17 +78,41 @@ class ServiceRuntime:
                 asyncio.create_task(self._after_kafka(self.consumer.run), name="consumer")
             )
 
-    async def stop(self) -> None:
-        """Cancel the background work, then close the producer and Redis."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+    async def stop(self, drain_seconds: float = 5.0, grace_seconds: float = 5.0) -> None:
+        """Drain the outbox (up to ``drain_seconds``), stop the relay and the consumer (the
+        consumer finishes and commits its batch), then close the producer and Redis.
+
+        Whatever is not drained stays in the outbox for the next start: stopping never loses
+        an event, draining only makes it arrive sooner.
+        """
+        await self._drain_outbox(drain_seconds)
+        self.relay.stopping.set()
+        if self.consumer is not None:
+            self.consumer.stopping.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=grace_seconds)
+            for task in pending:
+                task.cancel()  # never connected, or stuck: cancel as the last resort
+            if pending:
+                _, stuck = await asyncio.wait(pending, timeout=grace_seconds)
+                for task in stuck:
+                    log.error("background task did not stop", task=task.get_name())
         self._tasks.clear()
         with contextlib.suppress(Exception):
             await self.producer.stop()
         await self.redis.aclose()
+
+    async def _drain_outbox(self, seconds: float) -> None:
+        if not self.kafka_connected.is_set():
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        try:
+            while await self.outbox.depth() > 0 and loop.time() < deadline:  # noqa: ASYNC110 - polls Redis, not local state
+                await asyncio.sleep(0.05)
+        except Exception as exc:
+            stop_if_cancelled()
+            log.warning("could not drain the outbox before stopping", error=repr(exc))
 
     async def _connect_kafka(self) -> None:
         backoff = Backoff(initial=0.5, maximum=15.0)
@@ -102,6 +126,7 @@ class ServiceRuntime:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                stop_if_cancelled()
                 delay = backoff.next_delay()
                 log.warning(
                     "Kafka not reachable yet; the service runs and /readyz says 503 until it is",
