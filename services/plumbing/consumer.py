@@ -148,6 +148,7 @@ class EventConsumer:
         max_attempts: int = 3,
         batch_size: int = 500,
         session_timeout_ms: int = 10_000,
+        transaction_per_batch: bool = False,
     ) -> None:
         self._settings = settings
         self._service = service
@@ -159,6 +160,7 @@ class EventConsumer:
         self._max_attempts = max_attempts
         self._batch_size = batch_size
         self._session_timeout_ms = session_timeout_ms
+        self._transaction_per_batch = transaction_per_batch
         self.batch_lock = asyncio.Lock()
         self.stopping = asyncio.Event()
         self.topics = sorted({settings.topic(EVENT_TOPIC[t]) for t in self._handlers})
@@ -221,9 +223,10 @@ class EventConsumer:
         processed = 0
         async with self.batch_lock:
             for tp, records in batch.items():
-                for record in records:
-                    await self._process(record)
-                    processed += 1
+                if not (self._transaction_per_batch and await self._apply_batch(records)):
+                    for record in records:
+                        await self._process(record)
+                processed += len(records)
                 await self.commit(consumer, tp, records[-1].offset + 1)
                 highwater = consumer.highwater(tp)
                 if highwater is not None:
@@ -328,6 +331,59 @@ class EventConsumer:
                     )
                     return "deadlettered"
                 await pause(backoff.next_delay(), self.stopping)
+
+    async def _apply_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> bool:
+        """Apply a whole fetched batch in ONE transaction: all effects and marks, or none.
+
+        Opt-in (``transaction_per_batch``) because a handler then reads the state as it was
+        before the batch: fine for counters, wrong for a handler that reads what an earlier
+        event of the same batch wrote. Returns False - nothing stored - when anything is out of
+        the ordinary (an undecodable record, a handler error, a concurrent delivery), and the
+        caller falls back to the per-event path, which dead-letters and retries as usual.
+        """
+        work: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent, Handler | None]] = []
+        for record in records:
+            try:
+                event = decode_event(record.value)
+            except EventDecodeError:
+                return False
+            work.append((record, event, self._handlers.get(event.type)))
+        handled: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent, Handler]] = [
+            (record, event, h) for record, event, h in work if h is not None
+        ]
+        marks = [self._settings.key(self._service, "seen", str(e.id)) for _, e, _ in handled]
+        outcomes: list[str] = []
+        started = time.perf_counter()
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                if marks:
+                    await pipe.watch(*marks)
+                    already = await pipe.mget(marks)
+                else:
+                    already = []
+                pipe.multi()  # type: ignore[no-untyped-call]
+                fresh: set[str] = set()
+                tx = Transaction(pipe=pipe, redis=self._redis, outbox=self._outbox)
+                for (_, event, handler), seen, mark in zip(handled, already, marks, strict=True):
+                    if seen is not None or mark in fresh:
+                        outcomes.append("duplicate")
+                        continue
+                    fresh.add(mark)
+                    await handler(event, tx)
+                    pipe.set(mark, b"1", ex=self._settings.dedupe_ttl_seconds)
+                    outcomes.append("handled")
+                await pipe.execute()
+        except Exception:
+            stop_if_cancelled()
+            return False
+        per_event = (time.perf_counter() - started) / max(1, len(handled))
+        for (record, event, _), outcome in zip(handled, outcomes, strict=True):
+            EVENTS_CONSUMED.labels(self._service, record.topic, event.type, outcome).inc()
+            HANDLER_DURATION.labels(self._service, event.type).observe(per_event)
+        for record, event, maybe_handler in work:
+            if maybe_handler is None:
+                EVENTS_CONSUMED.labels(self._service, record.topic, event.type, "ignored").inc()
+        return True
 
     async def apply(self, event: CloudEvent, handler: Handler) -> str:
         """Run ``handler`` for ``event`` at most once in effect: 'handled' or 'duplicate'."""

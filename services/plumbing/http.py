@@ -91,13 +91,19 @@ def create_service_app(
     handlers: Mapping[EventType, Handler] | None = None,
     routers: Sequence[APIRouter] = (),
     extra_lifespan: ExtraLifespan | None = None,
+    transaction_per_batch: bool = False,
 ) -> FastAPI:
-    """Build a service's FastAPI app; nothing connects until the lifespan starts."""
+    """Build a service's FastAPI app; nothing connects until the lifespan starts.
+
+    ``transaction_per_batch`` applies each fetched batch of events in one Redis transaction
+    (see ``EventConsumer._apply_batch``): for handlers such as counters that never read what
+    an earlier event of the same batch wrote.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.hub, settings.service)
-        runtime = ServiceRuntime(settings, handlers)
+        runtime = ServiceRuntime(settings, handlers, transaction_per_batch=transaction_per_batch)
         app.state.runtime = runtime
         await runtime.start()
         log.info("service started", port=settings.port, environment=settings.hub.environment)

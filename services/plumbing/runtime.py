@@ -46,6 +46,8 @@ class ServiceRuntime:
         self,
         settings: ServiceSettings,
         handlers: Mapping[EventType, Handler] | None = None,
+        *,
+        transaction_per_batch: bool = False,
     ) -> None:
         self.settings = settings
         self.service = settings.service
@@ -62,6 +64,7 @@ class ServiceRuntime:
                 producer=self.producer,
                 outbox=self.outbox,
                 handlers=handlers,
+                transaction_per_batch=transaction_per_batch,
             )
             if handlers
             else None

@@ -33,4 +33,10 @@ def test_tiny_plumbing_bench_writes_a_report_with_every_figure(tmp_path: Path) -
         assert all(value > 0 for value in result["figures"].values()), result
     consumer = next(r for r in report["results"] if r["name"].startswith("consumer loop"))
     assert consumer["baseline"]["bare_aiokafka_consume_events_per_s"] > 0
+    assert set(consumer["figures"]) == {
+        "per_event_tx_events_per_s",
+        "per_event_tx_ratio_to_bare",
+        "per_batch_tx_events_per_s",
+        "per_batch_tx_ratio_to_bare",
+    }
     assert "plumbing benchmarks" in run.stdout
