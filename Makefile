@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-unit test-integration test-e2e lint typecheck schemas tokens clean
+.PHONY: setup run bench test test-unit test-integration test-e2e lint typecheck schemas tokens tools up down logs clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("kanalhub needs Python 3.11 or newer, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -18,7 +18,7 @@ setup: $(STAMP)                    ## install everything into ./.venv
 run: $(STAMP)                      ## the whole hub, embedded: broker + Valkey + four services (Ctrl-C stops)
 	$(BIN)/kanalhub run
 
-test: $(STAMP) lint typecheck      ## everything CI runs: lint, types, unit, integration, e2e
+test: $(STAMP) lint typecheck tools ## everything CI runs: lint, types, unit, integration, e2e
 	$(BIN)/pytest
 
 test-unit: $(STAMP)                ## fast tests, no broker
@@ -31,8 +31,8 @@ test-e2e: $(STAMP)                 ## the whole hub as separate processes
 	$(BIN)/pytest tests/e2e
 
 lint: $(STAMP)                     ## ruff
-	$(BIN)/ruff check services tests
-	$(BIN)/ruff format --check services tests
+	$(BIN)/ruff check services tests bench
+	$(BIN)/ruff format --check services tests bench
 
 typecheck: $(STAMP)                ## mypy on the shared packages
 	$(BIN)/mypy services/contracts services/plumbing
@@ -40,8 +40,23 @@ typecheck: $(STAMP)                ## mypy on the shared packages
 schemas: $(STAMP)                  ## regenerate JSON Schemas + AsyncAPI from the event models
 	$(BIN)/kanalhub schemas
 
+bench: $(STAMP)                    ## benchmarks: prints a table, writes JSON to bench/results/
+	$(BIN)/python -m bench.run
+
 tokens: $(STAMP)                   ## print development JWTs for every role
 	$(BIN)/kanalhub tokens
+
+tools:                             ## promtool for the deploy checks (Debian package prometheus; installs when root)
+	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } || echo 'promtool missing and not root: apt-get install prometheus (the promtool check skips)'
+
+up:                                ## the production stack in Docker: Kafka, Valkey, the services, Prometheus, Grafana (README: Production)
+	docker compose up --detach --build --wait
+
+down:                              ## stop the production stack (data stays in its named volumes)
+	docker compose down
+
+logs:                              ## follow the production stack's logs
+	docker compose logs --follow --tail=100
 
 clean:                             ## remove the venv and the embedded hub's data
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

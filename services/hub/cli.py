@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import signal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -54,9 +55,22 @@ def run() -> None:
 def serve(service: ServiceName) -> None:
     """Run one service in the foreground (what the launcher and the container image call)."""
     import uvicorn
+    from pydantic import ValidationError
 
-    settings = _load(SETTINGS_CLASS[service])()
+    try:
+        settings = _load(SETTINGS_CLASS[service])()
+    except ValidationError as error:
+        # A refused setting is an operator's mistake: one clear line, no traceback, exit 2.
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors()
+        )
+        typer.echo(f"kanalhub serve {service.value}: refusing to start: {problems}", err=True)
+        raise typer.Exit(2) from None
     create_app = _load(f"services.{service.value}.app:create_app")
+    # uvicorn shuts down gracefully on SIGTERM (consumers commit, the relay drains) and then
+    # re-raises the signal to whatever handler was there before, which would end the process
+    # as "killed by SIGTERM" (143). A completed graceful shutdown is a clean exit: 0.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -118,6 +132,21 @@ def topics() -> None:
     settings = HubSettings()
     created = asyncio.run(ensure_topics(settings))
     console.print(f"created: {', '.join(created) or 'none (all exist)'}")
+
+
+registry_app = typer.Typer(help="Registry operations.", no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+
+
+@registry_app.command("replay")
+def registry_replay() -> None:
+    """Re-publish the current state of every registry service, site and entry (for a new
+    consumer); the registry's outbox relay sends them."""
+    from services.registry.commands import replay
+    from services.registry.settings import RegistrySettings
+
+    count = asyncio.run(replay(RegistrySettings()))
+    console.print(f"staged {count} events in the registry outbox")
 
 
 def main() -> None:

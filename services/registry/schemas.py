@@ -1,0 +1,93 @@
+"""Request and response bodies of the registry's HTTP API.
+
+Request bodies reuse the contract's value types, so what the API accepts is exactly what the
+events can carry; the registry adds the id and the version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from services.contracts.payloads.base import Code, Codes, Id, Name, unique
+from services.contracts.payloads.registry import Address, OpeningException, StaffHelp, WeeklyOpening
+from services.contracts.reference import (
+    Administration,
+    Coverage,
+    District,
+    EntryKind,
+    EntryStatus,
+    EntryType,
+)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+class OpeningHoursIn(_Body):
+    """Weekly hours plus dated exceptions, in Copenhagen time."""
+
+    weekly: Annotated[tuple[WeeklyOpening, ...], Field(max_length=70)] = ()
+    exceptions: Annotated[tuple[OpeningException, ...], Field(max_length=400)] = ()
+
+    @model_validator(mode="after")
+    def _one_exception_per_date(self) -> Self:
+        unique(tuple(exception.date for exception in self.exceptions))
+        return self
+
+
+class SiteIn(_Body):
+    """A site as an editor writes it; ``site_id`` may be chosen on create."""
+
+    site_id: Id | None = None
+    name: Name
+    address: Address
+    district: District
+    latitude: float = Field(ge=-90, le=90, description="WGS 84 degrees")
+    longitude: float = Field(ge=-180, le=180, description="WGS 84 degrees")
+    owner: Administration
+
+
+class EntryIn(_Body):
+    """An entry as an editor writes it; ``entry_id`` may be chosen on create."""
+
+    entry_id: Id | None = None
+    site_id: Id | None = None
+    name: Name
+    kind: EntryKind
+    entry_type: EntryType
+    administration: Administration
+    coverage: Coverage
+    district: District | None = None
+    services: Annotated[Codes, Field(max_length=100)] = ()
+    staff_help: Annotated[tuple[StaffHelp, ...], AfterValidator(unique), Field(max_length=3)] = ()
+    status: EntryStatus = EntryStatus.OPEN
+    opening_hours: OpeningHoursIn = OpeningHoursIn()
+
+
+class ServiceIn(_Body):
+    """A catalogue service as an editor writes it; ``code`` is required on create."""
+
+    code: Code | None = None
+    name: Name
+    general_needs: bool = True
+
+
+class AuditRecord(BaseModel):
+    """One change: who (pseudonymous id), what, when."""
+
+    at: dt.datetime
+    actor: str
+    action: str
+    version: int
+    changed: list[str]
+
+
+class NearbyEntry(BaseModel):
+    """An entry and how far its site is from the asked-for point."""
+
+    distance_km: float
+    entry: dict[str, Any]
