@@ -6,11 +6,15 @@ Keys (under ``<prefix>:registry:``):
   payload>, "retired": bool}`` as JSON. The state is exactly what the last event carried.
 - ``sites``, ``entries``, ``services`` - sets of the ids, the index the lists are read from.
 - ``audit:<kind>:<id>`` - a list of audit records (who, what, when), oldest first.
+- ``generation`` - a counter every write increments; see below.
 
-Every change is one optimistic transaction: WATCH the record, check its version against the
-caller's ``If-Match``, then MULTI: record + index + audit + the event into the outbox, EXEC.
-A concurrent writer makes EXEC fail (WatchError), so two writers holding the same version can
-never both win - the loser gets :class:`StaleVersion`.
+Every change is one optimistic transaction: WATCH the record and ``generation``, check the
+version against the caller's ``If-Match``, validate (which reads other records: does the site
+exist, is the name free there), then MULTI: record + index + audit + the event into the outbox
++ INCR generation, EXEC. Any other write in between makes EXEC fail (WatchError) and the change
+is read and validated again, so neither two writers holding the same version nor two creates
+of the same name at one site can both win. Registry writes are few; serialising them costs
+nothing that matters.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ from services.contracts.payloads.registry import (
 )
 from services.plumbing.outbox import Outbox
 from services.plumbing.settings import HubSettings
+
+# A write retried this often because others kept writing in between gives up with a 412.
+_ATTEMPTS = 10
 
 SERVICE = "registry"
 
@@ -155,6 +162,11 @@ class RegistryStore:
         """The set of ids of a kind."""
         return self._key(SPECS[kind].index)
 
+    @property
+    def generation_key(self) -> str:
+        """The counter every write increments, so validations can WATCH the whole registry."""
+        return self._key("generation")
+
     def audit_key(self, kind: Kind, agg_id: str) -> str:
         """The audit list of one record."""
         return self._key("audit", kind.value, agg_id)
@@ -214,37 +226,38 @@ class RegistryStore:
         that version (:class:`StaleVersion`, also when a concurrent writer gets in first).
         """
         key = self.record_key(kind, agg_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            try:
-                await pipe.watch(key)
-                raw = await pipe.get(key)
-                current = _parse(kind, raw) if raw is not None else None
-                if expected_version is None:
-                    if current is not None:
-                        raise AlreadyExists(agg_id)
-                elif current is None:
-                    raise NotFound(agg_id)
-                elif current.version != expected_version:
-                    raise StaleVersion(current.version)
-                new = await change(current)
-                audit = {
-                    "at": dt.datetime.now(dt.UTC).isoformat(),
-                    "actor": actor,
-                    "action": action,
-                    "version": new.version,
-                    "changed": _changed(current.state if current else None, new.state),
-                }
-                pipe.multi()  # type: ignore[no-untyped-call]
-                pipe.set(key, new.dump())
-                pipe.sadd(self.index_key(kind), agg_id)
-                pipe.rpush(self.audit_key(kind, agg_id), json.dumps(audit))
-                self.outbox.stage(pipe, self._event(kind, new))
-                await pipe.execute()
-            except WatchError:
-                if expected_version is None:
-                    raise AlreadyExists(agg_id) from None
-                raise StaleVersion(None) from None
-        return new
+        for _ in range(_ATTEMPTS):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(key, self.generation_key)
+                    raw = await pipe.get(key)
+                    current = _parse(kind, raw) if raw is not None else None
+                    if expected_version is None:
+                        if current is not None:
+                            raise AlreadyExists(agg_id)
+                    elif current is None:
+                        raise NotFound(agg_id)
+                    elif current.version != expected_version:
+                        raise StaleVersion(current.version)
+                    new = await change(current)
+                    audit = {
+                        "at": dt.datetime.now(dt.UTC).isoformat(),
+                        "actor": actor,
+                        "action": action,
+                        "version": new.version,
+                        "changed": _changed(current.state if current else None, new.state),
+                    }
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.set(key, new.dump())
+                    pipe.sadd(self.index_key(kind), agg_id)
+                    pipe.rpush(self.audit_key(kind, agg_id), json.dumps(audit))
+                    self.outbox.stage(pipe, self._event(kind, new))
+                    pipe.incr(self.generation_key)
+                    await pipe.execute()
+                    return new
+                except WatchError:
+                    continue  # something changed meanwhile: read and validate again
+        raise StaleVersion(None)
 
     async def save_many(
         self, changes: Sequence[tuple[Kind, Record[Any], int | None]], *, actor: str, action: str
@@ -260,7 +273,7 @@ class RegistryStore:
             return
         async with self.redis.pipeline(transaction=True) as pipe:
             try:
-                await pipe.watch(*keys)
+                await pipe.watch(*keys, self.generation_key)
                 raws = await pipe.mget(keys)
                 befores: list[Record[Any] | None] = []
                 for (kind, _, expected), raw in zip(changes, raws, strict=True):
@@ -283,6 +296,7 @@ class RegistryStore:
                     pipe.sadd(self.index_key(kind), agg_id)
                     pipe.rpush(self.audit_key(kind, agg_id), json.dumps(audit))
                     self.outbox.stage(pipe, self._event(kind, record))
+                pipe.incr(self.generation_key)
                 await pipe.execute()
             except WatchError:
                 raise StaleVersion(None) from None
@@ -318,6 +332,7 @@ class RegistryStore:
                     }
                     pipe.rpush(self.audit_key(kind, agg_id), json.dumps(audit))
                     self.outbox.stage(pipe, self._event(kind, record))
+                pipe.incr(self.generation_key)
                 await pipe.execute()
             except WatchError:
                 return False

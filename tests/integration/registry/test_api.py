@@ -94,6 +94,29 @@ async def test_concurrent_updates_with_the_same_if_match_have_exactly_one_winner
     assert site_versions == [1, 2]
 
 
+async def test_concurrent_creates_of_one_name_at_one_site_have_exactly_one_winner(
+    registry: Registry,
+) -> None:
+    await create_basics(registry)  # "entry-test" holds ENTRY's name at the site already
+    name = "Borgerservice KVIK Samme Navn"
+    responses = await asyncio.gather(
+        *(
+            registry.client.post(
+                "/entries",
+                json={**ENTRY, "entry_id": f"entry-same-{i}", "name": name},
+                headers=registry.writer,
+            )
+            for i in range(6)
+        )
+    )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [201] + [422] * 5
+    listed = (await registry.client.get("/entries", params={"include_retired": True})).json()
+    assert [e["entry_id"] for e in listed if e["name"] == name] == [
+        next(r.json()["entry_id"] for r in responses if r.status_code == 201)
+    ]
+
+
 async def test_delete_retires_the_entry_keeps_it_closed_and_publishes_retired(
     registry: Registry,
 ) -> None:
