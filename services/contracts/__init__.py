@@ -32,6 +32,7 @@ from services.contracts.payloads import (
     Address,
     ContactRecorded,
     CountReported,
+    DistrictShareChanged,
     EntryRetired,
     EntryUpserted,
     HelpAnswered,
@@ -55,6 +56,7 @@ from services.contracts.payloads import (
     WeeklyOpening,
 )
 from services.contracts.reference import (
+    CITIZEN_SERVICE_KINDS,
     Administration,
     Channel,
     ContactMode,
@@ -71,6 +73,7 @@ from services.contracts.topics import Topic
 from services.contracts.types import EVENT_TOPIC, EventType
 
 __all__ = [
+    "CITIZEN_SERVICE_KINDS",
     "ENVELOPES",
     "EVENT_TOPIC",
     "PAYLOADS",
@@ -86,6 +89,7 @@ __all__ = [
     "Coverage",
     "DecodeFailure",
     "District",
+    "DistrictShareChanged",
     "EntryKind",
     "EntryRetired",
     "EntryStatus",

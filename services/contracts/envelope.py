@@ -30,6 +30,7 @@ from services.contracts.guard import find_cpr
 from services.contracts.payloads import (
     ContactRecorded,
     CountReported,
+    DistrictShareChanged,
     EntryRetired,
     EntryUpserted,
     HelpAnswered,
@@ -214,6 +215,12 @@ class CountReportedEvent(CloudEvent[CountReported]):
     type: Literal[EventType.METRICS_COUNT_REPORTED]
 
 
+class DistrictShareChangedEvent(CloudEvent[DistrictShareChanged]):
+    """Envelope of dk.kanalhub.metrics.share.changed.v1."""
+
+    type: Literal[EventType.METRICS_DISTRICT_SHARE_CHANGED]
+
+
 PAYLOADS: dict[EventType, type[Payload]] = {
     EventType.REGISTRY_SITE_UPSERTED: SiteUpserted,
     EventType.REGISTRY_SITE_RETIRED: SiteRetired,
@@ -234,6 +241,7 @@ PAYLOADS: dict[EventType, type[Payload]] = {
     EventType.MOBILE_VISIT_COMPLETED: VisitCompleted,
     EventType.MOBILE_CONTACT_RECORDED: ContactRecorded,
     EventType.METRICS_COUNT_REPORTED: CountReported,
+    EventType.METRICS_DISTRICT_SHARE_CHANGED: DistrictShareChanged,
 }
 """The payload model of each event type."""
 
@@ -257,6 +265,7 @@ ENVELOPES: dict[EventType, type[CloudEvent]] = {
     EventType.MOBILE_VISIT_COMPLETED: VisitCompletedEvent,
     EventType.MOBILE_CONTACT_RECORDED: ContactRecordedEvent,
     EventType.METRICS_COUNT_REPORTED: CountReportedEvent,
+    EventType.METRICS_DISTRICT_SHARE_CHANGED: DistrictShareChangedEvent,
 }
 """The envelope model of each event type; each is a member of :data:`AnyEvent`."""
 
@@ -279,7 +288,8 @@ AnyEvent = Annotated[
     | VisitCancelledEvent
     | VisitCompletedEvent
     | ContactRecordedEvent
-    | CountReportedEvent,
+    | CountReportedEvent
+    | DistrictShareChangedEvent,
     Field(discriminator="type"),
 ]
 """Any event of the contract; the ``type`` attribute picks the envelope class."""

@@ -148,6 +148,13 @@ class EntryKind(StrEnum):
     DIGITAL = "digital"
 
 
+CITIZEN_SERVICE_KINDS = frozenset(
+    {EntryKind.CITIZEN_SERVICE_CENTRE, EntryKind.KVIK_POINT, EntryKind.MOBILE_STOP}
+)
+"""The kinds of entry that make a district "covered": the seeds' goal is at least one open
+entry of these kinds in each of the 10 districts (the registry and metrics both report it)."""
+
+
 class EntryStatus(StrEnum):
     """Where an entry is in its life: planned, open, temporarily closed or closed for good."""
 

@@ -37,6 +37,7 @@ class EventType(StrEnum):
 
     # Published by the metrics service, which takes counts in from other channel systems.
     METRICS_COUNT_REPORTED = "dk.kanalhub.metrics.count.reported.v1"
+    METRICS_DISTRICT_SHARE_CHANGED = "dk.kanalhub.metrics.share.changed.v1"
 
 
 EVENT_TOPIC: dict[EventType, Topic] = {
@@ -59,5 +60,6 @@ EVENT_TOPIC: dict[EventType, Topic] = {
     EventType.MOBILE_VISIT_COMPLETED: Topic.MOBILE,
     EventType.MOBILE_CONTACT_RECORDED: Topic.MOBILE,
     EventType.METRICS_COUNT_REPORTED: Topic.CONTACTS,
+    EventType.METRICS_DISTRICT_SHARE_CHANGED: Topic.CONTACTS,
 }
 """The topic each event type is published on; the dead-letter topic carries no type of its own."""

@@ -1,11 +1,145 @@
 """What the metrics service reacts to, in one table: event type -> handler.
 
-Will consume every topic and turn events into contacts (DESIGN.md, Counting contacts).
+Each handler maps its event to contacts and figures (``domain``) and queues the changes on the
+batch's MULTI pipeline (``store``); the consumer adds the dedupe marks to the same transaction.
+A help event names only its registry entry; one for an entry the registry has not told of is
+dead-lettered (reason ``unknown_entry``) and can be re-driven once it has
+(``kanalhub metrics redrive``).
 """
 
 from __future__ import annotations
 
-from services.contracts import EventType
-from services.plumbing.consumer import Handler
+from services.contracts import (
+    CloudEvent,
+    ContactRecorded,
+    CountReported,
+    District,
+    EntryRetired,
+    EntryUpserted,
+    EventType,
+    HelpAnswered,
+    HelpRequested,
+    KioskOffline,
+    KioskOnline,
+    KioskRegistered,
+    SessionAbandoned,
+    SessionCompleted,
+    SessionReferred,
+    VisitCancelled,
+    VisitCompleted,
+    VisitPlanned,
+)
+from services.metrics import domain
+from services.metrics.store import MetricsStore
+from services.plumbing.consumer import Handler, Transaction, UnprocessableEvent
+from services.plumbing.settings import HubSettings
 
-HANDLERS: dict[EventType, Handler] = {}
+UNKNOWN_ENTRY = "unknown_entry"
+"""Dead-letter reason: the event names a registry entry the metrics service does not know."""
+
+
+def handlers(settings: HubSettings) -> dict[EventType, Handler]:
+    """The handler table, with the store of the hub ``settings`` (its key prefix)."""
+    store = MetricsStore(settings)
+
+    async def district_of_entry(tx: Transaction, entry_id: str) -> District:
+        entry = await store.entry(tx.redis, entry_id)
+        if entry is None or entry.district is None:
+            raise UnprocessableEvent(
+                UNKNOWN_ENTRY, f"entry {entry_id} is not (yet) known from the registry"
+            )
+        return entry.district
+
+    async def session_completed(event: CloudEvent, tx: Transaction) -> None:
+        assert isinstance(event.data, SessionCompleted)
+        store.add_contacts(tx.pipe, domain.tallies_of_session_completed(event.data))
+        store.add_session(tx.pipe, event.data.district, "completed", event.data.help)
+
+    async def session_abandoned(event: CloudEvent, tx: Transaction) -> None:
+        assert isinstance(event.data, SessionAbandoned)
+        store.add_abandonment(tx.pipe, domain.abandonment_of(event.data))
+        store.add_session(tx.pipe, event.data.district, "abandoned", event.data.help)
+
+    async def session_referred(event: CloudEvent, tx: Transaction) -> None:
+        assert isinstance(event.data, SessionReferred)
+        store.add_contacts(tx.pipe, domain.tallies_of_session_referred(event.data))
+        store.add_session(tx.pipe, event.data.district, "referred", event.data.help)
+
+    async def contact_recorded(event: CloudEvent, tx: Transaction) -> None:
+        assert isinstance(event.data, ContactRecorded)
+        contact = event.data
+        store.add_contacts(tx.pipe, domain.tallies_of_contact_recorded(contact))
+        store.add_mobile_contact(
+            tx.pipe, contact.district, domain.local_day(contact.at), contact.onboarded_to_digital
+        )
+
+    async def count_reported(event: CloudEvent, tx: Transaction) -> None:
+        assert isinstance(event.data, CountReported)
+        store.replace_report(tx.pipe, event.data)
+
+    def kiosk_handler(state: str) -> Handler:
+        async def kiosk_changed(event: CloudEvent, tx: Transaction) -> None:
+            assert isinstance(event.data, KioskRegistered | KioskOnline | KioskOffline)
+            kiosk = event.data
+            store.set_kiosk(tx.pipe, kiosk.kiosk_id, state, kiosk.entry_id, kiosk.district)
+
+        return kiosk_changed
+
+    async def help_requested(event: CloudEvent, tx: Transaction) -> None:
+        assert isinstance(event.data, HelpRequested)
+        request = event.data
+        district = await district_of_entry(tx, request.entry_id)
+        store.add_help_request(
+            tx.pipe, district, request.channel, domain.local_day(request.requested_at)
+        )
+
+    async def help_answered(event: CloudEvent, tx: Transaction) -> None:
+        assert isinstance(event.data, HelpAnswered)
+        answer = event.data
+        district = await district_of_entry(tx, answer.entry_id)
+        wait = (answer.answered_at - answer.requested_at).total_seconds()
+        store.add_help_answer(
+            tx.pipe, district, answer.channel, domain.local_day(answer.answered_at), wait
+        )
+
+    def visit_handler(state: str) -> Handler:
+        async def visit_changed(event: CloudEvent, tx: Transaction) -> None:
+            assert isinstance(event.data, VisitPlanned | VisitCompleted | VisitCancelled)
+            visit = event.data
+            staffed = domain.staffed_seconds(visit) if state == "completed" else 0
+            store.visit_state(
+                tx.pipe,
+                visit.visit_id,
+                state,
+                visit.district,
+                domain.local_day(visit.ends_at),
+                staffed,
+            )
+
+        return visit_changed
+
+    async def entry_upserted(event: CloudEvent, tx: Transaction) -> None:
+        assert isinstance(event.data, EntryUpserted)
+        store.upsert_entry(tx.pipe, event.data)
+
+    async def entry_retired(event: CloudEvent, tx: Transaction) -> None:
+        assert isinstance(event.data, EntryRetired)
+        store.retire_entry(tx.pipe, event.data.entry_id)
+
+    return {
+        EventType.KVIK_SESSION_COMPLETED: session_completed,
+        EventType.KVIK_SESSION_ABANDONED: session_abandoned,
+        EventType.KVIK_SESSION_REFERRED: session_referred,
+        EventType.KVIK_KIOSK_REGISTERED: kiosk_handler("registered"),
+        EventType.KVIK_KIOSK_ONLINE: kiosk_handler("online"),
+        EventType.KVIK_KIOSK_OFFLINE: kiosk_handler("offline"),
+        EventType.KVIK_HELP_REQUESTED: help_requested,
+        EventType.KVIK_HELP_ANSWERED: help_answered,
+        EventType.MOBILE_VISIT_PLANNED: visit_handler("planned"),
+        EventType.MOBILE_VISIT_COMPLETED: visit_handler("completed"),
+        EventType.MOBILE_VISIT_CANCELLED: visit_handler("cancelled"),
+        EventType.MOBILE_CONTACT_RECORDED: contact_recorded,
+        EventType.METRICS_COUNT_REPORTED: count_reported,
+        EventType.REGISTRY_ENTRY_UPSERTED: entry_upserted,
+        EventType.REGISTRY_ENTRY_RETIRED: entry_retired,
+    }

@@ -223,9 +223,7 @@ class EventConsumer:
         processed = 0
         async with self.batch_lock:
             for tp, records in batch.items():
-                if not (self._transaction_per_batch and await self._apply_batch(records)):
-                    for record in records:
-                        await self._process(record)
+                await self.process_records(records)
                 processed += len(records)
                 await self.commit(consumer, tp, records[-1].offset + 1)
                 highwater = consumer.highwater(tp)
@@ -234,6 +232,13 @@ class EventConsumer:
                         max(0, highwater - records[-1].offset - 1)
                     )
         return processed
+
+    async def process_records(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Store the effect of ``records`` (one partition's, in order) without committing:
+        one transaction for all when ``transaction_per_batch`` allows, else one per event."""
+        if not (self._transaction_per_batch and await self._apply_batch(records)):
+            for record in records:
+                await self._process(record)
 
     async def rewind_if_past_the_end(self, consumer: AIOKafkaConsumer) -> None:
         """Read from the beginning a partition whose position lies beyond its high watermark.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import structlog
@@ -83,6 +83,10 @@ def _incoming_request_id(scope: Scope) -> str | None:
     return None
 
 
+ScrapeExtra = Callable[[FastAPI], Awaitable[bytes]]
+"""Produces extra Prometheus exposition text for ``/metrics`` at scrape time."""
+
+
 def create_service_app(
     settings: ServiceSettings,
     *,
@@ -92,12 +96,14 @@ def create_service_app(
     routers: Sequence[APIRouter] = (),
     extra_lifespan: ExtraLifespan | None = None,
     transaction_per_batch: bool = False,
+    scrape_extra: ScrapeExtra | None = None,
 ) -> FastAPI:
     """Build a service's FastAPI app; nothing connects until the lifespan starts.
 
     ``transaction_per_batch`` applies each fetched batch of events in one Redis transaction
     (see ``EventConsumer._apply_batch``): for handlers such as counters that never read what
-    an earlier event of the same batch wrote.
+    an earlier event of the same batch wrote. ``scrape_extra`` adds Prometheus text read at
+    scrape time (from Redis), appended to the process's own metrics on ``/metrics``.
     """
 
     @asynccontextmanager
@@ -147,8 +153,11 @@ def create_service_app(
         )
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    async def metrics(request: Request) -> Response:
+        body = generate_latest()
+        if scrape_extra is not None:
+            body += await scrape_extra(request.app)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     for router in routers:
         app.include_router(router)

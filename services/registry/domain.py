@@ -19,7 +19,13 @@ from services.contracts.payloads.registry import (
     SiteUpserted,
     WeeklyOpening,
 )
-from services.contracts.reference import Administration, District, EntryKind, EntryStatus
+from services.contracts.reference import (
+    CITIZEN_SERVICE_KINDS,
+    Administration,
+    District,
+    EntryKind,
+    EntryStatus,
+)
 from services.plumbing.problems import FieldProblem
 from services.registry.schemas import EntryIn
 
@@ -32,11 +38,6 @@ LATITUDE_RANGE = (55.60, 55.74)
 LONGITUDE_RANGE = (12.45, 12.66)
 
 EARTH_RADIUS_KM = 6371.0088
-
-CITIZEN_SERVICE_KINDS = frozenset(
-    {EntryKind.CITIZEN_SERVICE_CENTRE, EntryKind.KVIK_POINT, EntryKind.MOBILE_STOP}
-)
-"""The entries that count towards "at least one citizen-service entry in each district"."""
 
 
 @lru_cache(maxsize=64)

@@ -1,7 +1,7 @@
 """The ``data`` models of every event, one module per publishing service."""
 
 from services.contracts.payloads.base import ContractModel, Payload
-from services.contracts.payloads.contacts import CountReported
+from services.contracts.payloads.contacts import CountReported, DistrictShareChanged
 from services.contracts.payloads.kvik import (
     HelpAnswered,
     HelpRequested,
@@ -36,6 +36,7 @@ __all__ = [
     "ContactRecorded",
     "ContractModel",
     "CountReported",
+    "DistrictShareChanged",
     "EntryRetired",
     "EntryUpserted",
     "HelpAnswered",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import ClassVar, Self
 
-from pydantic import NonNegativeInt, model_validator
+from pydantic import AwareDatetime, Field, NonNegativeInt, model_validator
 
 from services.contracts.payloads.base import Code, Payload
 from services.contracts.reference import Channel, ContactSource, District
@@ -47,3 +47,24 @@ class CountReported(Payload):
                 f"{self.source} reports the {SOURCE_CHANNEL[self.source]} channel only"
             )
         return self
+
+
+class DistrictShareChanged(Payload):
+    """A district's digital share over the last ``window_days`` days changed.
+
+    Published by the metrics service at most once a minute per district, and only when the
+    share moved; the mobile planner uses it to send staff where the share is low. The window
+    ends with ``last_day`` (a Copenhagen day) and includes it.
+    """
+
+    key_fields: ClassVar[tuple[str, ...]] = ("district",)
+
+    district: District
+    window_days: int = Field(ge=1, le=366)
+    first_day: dt.date
+    last_day: dt.date
+    self_service: NonNegativeInt
+    assisted: NonNegativeInt
+    share: float | None = Field(ge=0.0, le=1.0)
+    """``self_service / (self_service + assisted)``; null without contacts in the window."""
+    computed_at: AwareDatetime

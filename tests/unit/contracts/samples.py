@@ -9,7 +9,7 @@ skips validation, and with it the CPR guard.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from services.contracts import (
@@ -23,6 +23,7 @@ from services.contracts import (
     CountReported,
     Coverage,
     District,
+    DistrictShareChanged,
     EntryKind,
     EntryRetired,
     EntryStatus,
@@ -192,6 +193,16 @@ _FACTORIES: dict[EventType, Callable[[], Payload]] = {
         channel=Channel.DIGITAL,
         self_service=412,
         assisted=23,
+    ),
+    EventType.METRICS_DISTRICT_SHARE_CHANGED: lambda: DistrictShareChanged(
+        district=District.VALBY,
+        window_days=28,
+        first_day=date(2024, 1, 1),
+        last_day=date(2024, 1, 28),
+        self_service=3_120,
+        assisted=880,
+        share=0.78,
+        computed_at=datetime(2024, 1, 28, 21, 0, tzinfo=UTC),
     ),
 }
 

@@ -1,0 +1,609 @@
+"""The metrics service's read routes (``metrics:read``): the digital share, trend and forecast,
+KVIK and mobile figures, costs, coverage and the counting-week export. Each parses, reads the
+store through ``figures``, and answers; intake is in ``intake``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from services.contracts import (
+    Channel,
+    ContactMode,
+    District,
+)
+from services.contracts.payloads.base import Code
+from services.metrics import domain, figures
+from services.metrics.costs import cost_report
+from services.metrics.forecast import Outlook
+from services.metrics.settings import MetricsSettings
+from services.metrics.store import SEP, MetricsStore
+from services.plumbing.auth import MetricsReader
+from services.plumbing.problems import problem_responses
+from services.plumbing.runtime import ServiceRuntime
+
+router = APIRouter()
+
+READ_PROBLEMS = problem_responses(401, 403, 422)
+
+
+def _store(request: Request) -> MetricsStore:
+    store: MetricsStore = request.app.state.metrics_store
+    return store
+
+
+def _runtime(request: Request) -> ServiceRuntime:
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
+
+
+def _settings(request: Request) -> MetricsSettings:
+    settings: MetricsSettings = request.app.state.settings
+    return settings
+
+
+StoreDep = Annotated[MetricsStore, Depends(_store)]
+SettingsDep = Annotated[MetricsSettings, Depends(_settings)]
+RuntimeDep = Annotated[ServiceRuntime, Depends(_runtime)]
+PeriodQuery = Annotated[
+    domain.Period, Query(description="The day, ISO week (Monday-Sunday) or month of `date`.")
+]
+DateQuery = Annotated[dt.date, Query(description="A day in the period, YYYY-MM-DD.")]
+DistrictQuery = Annotated[
+    District | None, Query(description="A district; all districts when left out.")
+]
+ServiceQuery = Annotated[
+    Code | None, Query(description="A catalogue service code; all services when left out.")
+]
+
+
+# -- schemas -----------------------------------------------------------------------------------
+
+
+class ModeCounts(BaseModel):
+    """Contacts of one channel by mode."""
+
+    self_service: int
+    assisted: int
+
+
+class ShareOut(BaseModel):
+    """The digital share of a selection and the counts behind it."""
+
+    district: District | None = Field(description="The district; null means all districts.")
+    self_service: int
+    assisted: int
+    total: int
+    share: float | None = Field(description="self_service / total; null when there are none.")
+    channels: dict[Channel, ModeCounts]
+
+
+class ShareReport(ShareOut):
+    """The share for one period, district (or all) and service (or all)."""
+
+    period: domain.Period
+    first_day: dt.date
+    last_day: dt.date
+    service: str | None
+
+
+class DistrictShares(BaseModel):
+    """The share of every district for one period and service (or all)."""
+
+    period: domain.Period
+    first_day: dt.date
+    last_day: dt.date
+    service: str | None
+    districts: list[ShareOut]
+
+
+class KvikFunnelOut(BaseModel):
+    """KVIK completion, abandonment and help rates for a period, district and service."""
+
+    period: domain.Period
+    first_day: dt.date
+    last_day: dt.date
+    district: District | None
+    service: str | None
+    completed: int
+    self_service: int
+    assisted: int
+    abandoned: int
+    completion_rate: float | None = Field(description="completed / (completed + abandoned).")
+    abandonment_rate: float | None = Field(description="abandoned / (completed + abandoned).")
+    help_rate: float | None = Field(description="assisted / completed: sessions needing staff.")
+    help_requested: int = Field(description="Requests for staff help by video or phone.")
+    help_answered: int
+    mean_time_to_help_seconds: float | None = Field(
+        description="Mean wait from a help request to staff answering it."
+    )
+
+
+class WeekOut(BaseModel):
+    """One ISO week of a district's trend."""
+
+    week: str = Field(description="ISO week, e.g. 2024-W03.")
+    monday: dt.date
+    self_service: int
+    assisted: int
+    share: float | None
+
+
+class DistrictTrend(BaseModel):
+    """A district's weekly share, oldest week first."""
+
+    district: District
+    weeks: list[WeekOut]
+
+
+class TrendOut(BaseModel):
+    """Weekly shares of every district up to the week of ``date``."""
+
+    date: dt.date
+    districts: list[DistrictTrend]
+
+
+class ForecastOut(BaseModel):
+    """When a district reaches 80 %, from a Theil-Sen fit over weekly shares."""
+
+    district: District
+    outlook: Outlook
+    weeks_used: int
+    slope_per_week: float | None = Field(description="Change of the share per week.")
+    latest_fitted: float | None = Field(description="The fit's share in the last full week.")
+    crossing: dt.date | None = Field(description="Monday of the week the fit reaches 80 %.")
+    crossing_earliest: dt.date | None = Field(description="Early end of the 90 % band.")
+    crossing_latest: dt.date | None = Field(
+        description="Late end of the 90 % band; null when the band's shallow slope never gets "
+        "there within the horizon."
+    )
+
+
+class ForecastsOut(BaseModel):
+    """Every district's forecast; the method is in docs/metrics.md."""
+
+    date: dt.date
+    target: float
+    horizon_weeks: int
+    districts: list[ForecastOut]
+
+
+class ChannelCostOut(BaseModel):
+    """One channel's contacts and cost."""
+
+    channel: Channel
+    contacts: int
+    unit_cost_dkk: float
+    cost_dkk: float
+
+
+class KpisOut(BaseModel):
+    """GDS-style key figures for a period and district (or all)."""
+
+    period: domain.Period
+    first_day: dt.date
+    last_day: dt.date
+    district: District | None
+    digital_share: float | None
+    kvik_completion_rate: float | None
+    channels: list[ChannelCostOut]
+    total_cost_dkk: float
+    cost_per_contact_dkk: float | None
+    contacts_to_move_for_target: int = Field(
+        description="Assisted contacts that would have to be self-service for 80 %."
+    )
+    saving_at_target_dkk: float = Field(
+        description="What the period would have cost less at 80 % (see docs/metrics.md)."
+    )
+
+
+class MobileOut(BaseModel):
+    """Mobile citizen service for a period and district (or all)."""
+
+    period: domain.Period
+    first_day: dt.date
+    last_day: dt.date
+    district: District | None
+    visits_completed: int
+    contacts: int
+    onboarded_to_digital: int
+    staffed_hours: float
+    contacts_per_staffed_hour: float | None
+    onboarding_rate: float | None = Field(description="onboarded / contacts.")
+
+
+class CoverageOut(BaseModel):
+    """A district's open citizen-service entries next to its share."""
+
+    district: District
+    covered: bool
+    entries: list[str] = Field(description="Open citizen-service entries (registry ids).")
+    share: float | None = Field(description="Digital share over the last window_days days.")
+
+
+class CoverageReport(BaseModel):
+    """Coverage of every district."""
+
+    first_day: dt.date
+    last_day: dt.date
+    districts: list[CoverageOut]
+    uncovered: list[District]
+
+
+# -- routes ------------------------------------------------------------------------------------
+
+
+def _share_out(district: District | None, share: domain.Share) -> ShareOut:
+    return ShareOut(
+        district=district,
+        self_service=share.self_service,
+        assisted=share.assisted,
+        total=share.total,
+        share=share.share,
+        channels={
+            channel: ModeCounts(
+                self_service=modes[ContactMode.SELF_SERVICE], assisted=modes[ContactMode.ASSISTED]
+            )
+            for channel, modes in share.channels.items()
+        },
+    )
+
+
+def _selected(shares: dict[District, domain.Share], district: District | None) -> domain.Share:
+    return shares[district] if district is not None else figures.total_of(shares)
+
+
+@router.get(
+    "/share",
+    response_model=ShareReport,
+    responses=READ_PROBLEMS,
+    summary="Digital share for a period, district (or all) and service (or all)",
+)
+async def get_share(
+    _reader: MetricsReader,
+    store: StoreDep,
+    runtime: RuntimeDep,
+    period: PeriodQuery,
+    date: DateQuery,
+    district: DistrictQuery = None,
+    service: ServiceQuery = None,
+) -> ShareReport:
+    """Self-service contacts / all contacts, with the counts per channel and mode behind it."""
+    first, last = domain.period_days(period, date)
+    shares = await figures.shares_in(store, runtime.redis, first, last, service)
+    return ShareReport(
+        **_share_out(district, _selected(shares, district)).model_dump(),
+        period=period,
+        first_day=first,
+        last_day=last,
+        service=service,
+    )
+
+
+@router.get(
+    "/share/districts",
+    response_model=DistrictShares,
+    responses=READ_PROBLEMS,
+    summary="Digital share of every district for a period and service (or all)",
+)
+async def get_district_shares(
+    _reader: MetricsReader,
+    store: StoreDep,
+    runtime: RuntimeDep,
+    period: PeriodQuery,
+    date: DateQuery,
+    service: ServiceQuery = None,
+) -> DistrictShares:
+    """One share per district, districts without contacts included (share null)."""
+    first, last = domain.period_days(period, date)
+    shares = await figures.shares_in(store, runtime.redis, first, last, service)
+    return DistrictShares(
+        period=period,
+        first_day=first,
+        last_day=last,
+        service=service,
+        districts=[_share_out(district, share) for district, share in shares.items()],
+    )
+
+
+@router.get(
+    "/trend",
+    response_model=TrendOut,
+    responses=READ_PROBLEMS,
+    summary="Weekly digital share of every district",
+)
+async def get_trend(
+    _reader: MetricsReader,
+    store: StoreDep,
+    runtime: RuntimeDep,
+    date: Annotated[
+        dt.date | None, Query(description="A day in the last week; today when left out.")
+    ] = None,
+    weeks: Annotated[int, Query(ge=1, le=260, description="How many ISO weeks.")] = 12,
+) -> TrendOut:
+    """The share of each ISO week up to the week of ``date``, per district (all services)."""
+    day = date or domain.today_in_copenhagen()
+    weekly = await figures.weekly_shares(store, runtime.redis, day, weeks)
+    return TrendOut(
+        date=day,
+        districts=[
+            DistrictTrend(
+                district=district,
+                weeks=[
+                    WeekOut(
+                        week=domain.period_name(domain.Period.WEEK, w.monday),
+                        monday=w.monday,
+                        self_service=w.share.self_service,
+                        assisted=w.share.assisted,
+                        share=w.share.share,
+                    )
+                    for w in series
+                ],
+            )
+            for district, series in weekly.items()
+        ],
+    )
+
+
+@router.get(
+    "/forecast",
+    response_model=ForecastsOut,
+    responses=READ_PROBLEMS,
+    summary="When each district reaches 80 % digital self-service",
+)
+async def get_forecast(
+    _reader: MetricsReader,
+    store: StoreDep,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    date: Annotated[
+        dt.date | None, Query(description="Forecast as of this day; today when left out.")
+    ] = None,
+) -> ForecastsOut:
+    """A Theil-Sen fit over the weekly shares of the ``forecast_weeks`` full weeks before the
+    week of ``date``, with a 90 % band; "not_on_track" when it never reaches 80 % within the
+    horizon."""
+    day = date or domain.today_in_copenhagen()
+    results = await figures.forecasts(
+        store, runtime.redis, day, settings.forecast_weeks, settings.forecast_horizon_weeks
+    )
+    return ForecastsOut(
+        date=day,
+        target=0.8,
+        horizon_weeks=settings.forecast_horizon_weeks,
+        districts=[
+            ForecastOut(
+                district=district,
+                outlook=f.outlook,
+                weeks_used=f.weeks_used,
+                slope_per_week=f.slope_per_week,
+                latest_fitted=f.latest_fitted,
+                crossing=f.crossing,
+                crossing_earliest=f.crossing_earliest,
+                crossing_latest=f.crossing_latest,
+            )
+            for district, f in results.items()
+        ],
+    )
+
+
+@router.get(
+    "/kvik/funnel",
+    response_model=KvikFunnelOut,
+    responses=READ_PROBLEMS,
+    summary="KVIK completion, abandonment and help rates, and time to help",
+)
+async def get_kvik_funnel(
+    _reader: MetricsReader,
+    store: StoreDep,
+    runtime: RuntimeDep,
+    period: PeriodQuery,
+    date: DateQuery,
+    district: DistrictQuery = None,
+    service: ServiceQuery = None,
+) -> KvikFunnelOut:
+    """Sessions completed (self-service or with staff help) and abandoned; referred sessions
+    are not in these figures. Help figures are over all services."""
+    first, last = domain.period_days(period, date)
+    days = domain.days_between(first, last)
+    cells = await store.range_cells(runtime.redis, first, last, by_service=service is not None)
+    abandoned = await store.abandoned(runtime.redis, days)
+    funnel = domain.kvik_funnel(cells, abandoned, district, service)
+    help_counts = _by_last_part(
+        await store.day_hashes(runtime.redis, ("kvik", "help"), days), district
+    )
+    answered = help_counts.get("answered", 0)
+    return KvikFunnelOut(
+        period=period,
+        first_day=first,
+        last_day=last,
+        district=district,
+        service=service,
+        completed=funnel.completed,
+        self_service=funnel.self_service,
+        assisted=funnel.assisted,
+        abandoned=funnel.abandoned,
+        completion_rate=funnel.completion_rate,
+        abandonment_rate=funnel.abandonment_rate,
+        help_rate=funnel.help_rate,
+        help_requested=help_counts.get("requested", 0),
+        help_answered=answered,
+        mean_time_to_help_seconds=help_counts.get("wait_ms", 0) / 1000 / answered
+        if answered
+        else None,
+    )
+
+
+def _by_last_part(counts: dict[str, int], district: District | None) -> dict[str, int]:
+    """Sum ``district|...|what`` fields by ``what``, for one district or all."""
+    summed: dict[str, int] = {}
+    for field, count in counts.items():
+        parts = field.split(SEP)
+        if district is None or parts[0] == district:
+            summed[parts[-1]] = summed.get(parts[-1], 0) + count
+    return summed
+
+
+@router.get(
+    "/mobile",
+    response_model=MobileOut,
+    responses=READ_PROBLEMS,
+    summary="Mobile citizen service: visits, contacts, onboardings, utilisation",
+)
+async def get_mobile(
+    _reader: MetricsReader,
+    store: StoreDep,
+    runtime: RuntimeDep,
+    period: PeriodQuery,
+    date: DateQuery,
+    district: DistrictQuery = None,
+) -> MobileOut:
+    """Completed visits, their staff hours, the contacts and digital onboardings recorded."""
+    first, last = domain.period_days(period, date)
+    counts = _by_last_part(
+        await store.day_hashes(runtime.redis, ("mobile", "day"), domain.days_between(first, last)),
+        district,
+    )
+    hours = counts.get("staffed_seconds", 0) / 3600
+    contacts = counts.get("contacts", 0)
+    onboarded = counts.get("onboarded", 0)
+    return MobileOut(
+        period=period,
+        first_day=first,
+        last_day=last,
+        district=district,
+        visits_completed=counts.get("completed", 0),
+        contacts=contacts,
+        onboarded_to_digital=onboarded,
+        staffed_hours=round(hours, 3),
+        contacts_per_staffed_hour=contacts / hours if hours else None,
+        onboarding_rate=onboarded / contacts if contacts else None,
+    )
+
+
+@router.get(
+    "/kpis",
+    response_model=KpisOut,
+    responses=READ_PROBLEMS,
+    summary="Key figures: share, completion rate, cost per contact, saving at 80 %",
+)
+async def get_kpis(
+    _reader: MetricsReader,
+    store: StoreDep,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
+    period: PeriodQuery,
+    date: DateQuery,
+    district: DistrictQuery = None,
+) -> KpisOut:
+    """After the UK GDS performance platform: digital share, KVIK completion rate, cost per
+    contact by channel (unit costs from configuration) and the saving if 80 % were met."""
+    first, last = domain.period_days(period, date)
+    cells = await store.range_cells(runtime.redis, first, last, by_service=False)
+    share = domain.share_of(cells, district)
+    abandoned = await store.abandoned(runtime.redis, domain.days_between(first, last))
+    funnel = domain.kvik_funnel(cells, abandoned, district)
+    costs = cost_report(share, {c: settings.unit_cost(c) for c in Channel})
+    return KpisOut(
+        period=period,
+        first_day=first,
+        last_day=last,
+        district=district,
+        digital_share=share.share,
+        kvik_completion_rate=funnel.completion_rate,
+        channels=[
+            ChannelCostOut(
+                channel=c.channel, contacts=c.contacts, unit_cost_dkk=c.unit_cost, cost_dkk=c.cost
+            )
+            for c in costs.channels
+        ],
+        total_cost_dkk=costs.total_cost,
+        cost_per_contact_dkk=costs.cost_per_contact,
+        contacts_to_move_for_target=costs.contacts_to_move,
+        saving_at_target_dkk=round(costs.saving_at_target, 2),
+    )
+
+
+@router.get(
+    "/coverage",
+    response_model=CoverageReport,
+    responses=READ_PROBLEMS,
+    summary="Districts with and without an open citizen-service entry, next to their share",
+)
+async def get_coverage(
+    _reader: MetricsReader, store: StoreDep, runtime: RuntimeDep, settings: SettingsDep
+) -> CoverageReport:
+    """From the registry copy: open citizen-service centres, KVIK points and mobile stops."""
+    last = domain.today_in_copenhagen()
+    first = last - dt.timedelta(days=settings.share_window_days - 1)
+    covered = await figures.coverage(store, runtime.redis)
+    shares = await figures.shares_in(store, runtime.redis, first, last)
+    return CoverageReport(
+        first_day=first,
+        last_day=last,
+        districts=[
+            CoverageOut(
+                district=district,
+                covered=bool(entries),
+                entries=entries,
+                share=shares[district].share,
+            )
+            for district, entries in covered.items()
+        ],
+        uncovered=[district for district, entries in covered.items() if not entries],
+    )
+
+
+EXPORT_COLUMNS = ("week", "channel", "service", "contacts", "self_service", "assisted")
+
+
+@router.get(
+    "/export/counting-weeks.csv",
+    response_class=Response,
+    responses={
+        **READ_PROBLEMS,
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV"},
+    },
+    summary="Counting-week export: contacts per channel per service for chosen ISO weeks",
+)
+async def get_counting_weeks(
+    _reader: MetricsReader,
+    store: StoreDep,
+    runtime: RuntimeDep,
+    week: Annotated[
+        list[dt.date],
+        Query(min_length=1, max_length=53, description="A day in each counting week."),
+    ],
+    district: DistrictQuery = None,
+) -> Response:
+    """One line per week, channel and service with contacts, as Danish municipalities count
+    channel statistics in "tælleuger" (counting weeks); all districts unless one is given."""
+    mondays = sorted({day - dt.timedelta(days=day.weekday()) for day in week})
+    cells = await store.period_cells(runtime.redis, domain.Period.WEEK, mondays, by_service=True)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(EXPORT_COLUMNS)
+    for monday, week_cells in zip(mondays, cells, strict=True):
+        lines: dict[tuple[str, str], list[int]] = {}
+        for cell, count in week_cells.items():
+            if district is not None and cell.district is not district:
+                continue
+            line = lines.setdefault((cell.channel, cell.service), [0, 0])
+            line[0 if cell.mode is ContactMode.SELF_SERVICE else 1] += count
+        name = domain.period_name(domain.Period.WEEK, monday)
+        for (channel, service), (self_service, assisted) in sorted(lines.items()):
+            writer.writerow(
+                [name, channel, service, self_service + assisted, self_service, assisted]
+            )
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="counting-weeks.csv"'},
+    )

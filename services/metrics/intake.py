@@ -1,0 +1,220 @@
+"""External intake: daily contact counts from the digital self-service platform and the
+telephone contact centre, as JSON or CSV. Every line is validated and named in errors; nothing
+is half-applied; each line becomes a ``count.reported`` event, so the log is the one record.
+Needs ``metrics:ingest``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from services.contracts import ContactSource, CountReported, District, EventType, new_event
+from services.contracts.payloads.base import Code
+from services.contracts.payloads.contacts import SOURCE_CHANNEL
+from services.metrics import domain
+from services.plumbing.auth import MetricsIngester
+from services.plumbing.outbox import Outbox
+from services.plumbing.problems import FieldProblem, Problem, problem_responses
+from services.plumbing.runtime import ServiceRuntime
+
+router = APIRouter(tags=["intake"])
+
+INTAKE_PROBLEMS = problem_responses(401, 403, 413, 422)
+MAX_INTAKE_LINES = 10_000
+
+
+def _runtime(request: Request) -> ServiceRuntime:
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[ServiceRuntime, Depends(_runtime)]
+
+
+class IntakeLineIn(BaseModel):
+    """One day's contacts of one district and service."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    district: District
+    service: Code
+    self_service: int = Field(ge=0, le=domain.MAX_DAILY_COUNT)
+    assisted: int = Field(ge=0, le=domain.MAX_DAILY_COUNT)
+
+
+class IntakeIn(BaseModel):
+    """Daily counts from a channel system outside kanalhub; replaces earlier figures."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: ContactSource
+    day: dt.date = Field(description="The Copenhagen day the contacts happened on.")
+    items: list[IntakeLineIn] = Field(min_length=1, max_length=MAX_INTAKE_LINES)
+
+
+class IntakeAccepted(BaseModel):
+    """An intake taken in: its lines are published as count.reported events."""
+
+    lines: int
+
+
+# -- routes ---------------------------------------------------------------------------------
+
+
+@router.post(
+    "/intake",
+    status_code=202,
+    response_model=IntakeAccepted,
+    responses=INTAKE_PROBLEMS,
+    summary="Take in a day's contact counts from the digital platform or the contact centre",
+)
+async def post_intake(
+    intake: IntakeIn, ingester: MetricsIngester, runtime: RuntimeDep
+) -> IntakeAccepted:
+    """Validate every line, then publish one ``count.reported`` event per line (all or none).
+
+    A line replaces the earlier figure with the same day, source, district and service, so the
+    same intake sent again changes nothing and a corrected one replaces. The share reflects it
+    once the service has consumed its own events (usually within a second).
+    """
+    del ingester
+    lines = [
+        domain.IntakeLine(item.district, item.service, item.self_service, item.assisted)
+        for item in intake.items
+    ]
+    _refuse_if_any(domain.intake_problems(intake.day, lines, domain.today_in_copenhagen()))
+    await publish_reports(runtime.outbox, runtime.settings.source, intake.source, intake.day, lines)
+    return IntakeAccepted(lines=len(lines))
+
+
+CSV_COLUMNS = ("district", "service", "self_service", "assisted")
+
+
+@router.post(
+    "/intake/csv",
+    status_code=202,
+    response_model=IntakeAccepted,
+    responses=INTAKE_PROBLEMS,
+    summary="Take in a day's contact counts as a CSV file",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": {
+                    "schema": {"type": "string"},
+                    "example": "district,service,self_service,assisted\nvalby,passport,90,10\n",
+                }
+            },
+        }
+    },
+)
+async def post_intake_csv(
+    request: Request,
+    ingester: MetricsIngester,
+    runtime: RuntimeDep,
+    source: Annotated[ContactSource, Query(description="The system the counts come from.")],
+    day: Annotated[dt.date, Query(description="The Copenhagen day the contacts happened on.")],
+) -> IntakeAccepted:
+    """The same intake as ``POST /intake``, as UTF-8 CSV with the header
+    ``district,service,self_service,assisted``; errors name the line of the file."""
+    del ingester
+    numbered, problems = parse_intake_csv(await request.body())
+    lines = [line for _, line in numbered]
+    problems += domain.intake_problems(
+        day,
+        lines,
+        domain.today_in_copenhagen(),
+        lambda i: domain.csv_line_name(numbered[i][0]),
+        "query.day",
+    )
+    _refuse_if_any(problems)
+    await publish_reports(runtime.outbox, runtime.settings.source, source, day, lines)
+    return IntakeAccepted(lines=len(lines))
+
+
+def parse_intake_csv(
+    raw: bytes,
+) -> tuple[list[tuple[int, domain.IntakeLine]], list[tuple[str, str]]]:
+    """The valid lines of a CSV intake with their index after the header, and
+    ``(field, message)`` for everything that is not valid (named by the line of the file)."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return [], [("body", "The file is not UTF-8 text")]
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        return [], [("body", f"The file is not valid CSV: {exc}")]
+    if not rows or tuple(cell.strip() for cell in rows[0]) != CSV_COLUMNS:
+        return [], [("line 1", f"The header must be: {','.join(CSV_COLUMNS)}")]
+    body = rows[1:]
+    if not body:
+        return [], [("body", "The file has no lines after the header")]
+    if len(body) > MAX_INTAKE_LINES:
+        return [], [("body", f"The file has more than {MAX_INTAKE_LINES} lines")]
+    lines: list[tuple[int, domain.IntakeLine]] = []
+    problems: list[tuple[str, str]] = []
+    for index, row in enumerate(body):
+        name = domain.csv_line_name(index)
+        if len(row) != len(CSV_COLUMNS):
+            problems.append((name, f"Expected {len(CSV_COLUMNS)} columns, found {len(row)}"))
+            continue
+        try:
+            item = IntakeLineIn.model_validate(
+                dict(zip(CSV_COLUMNS, (cell.strip() for cell in row), strict=True))
+            )
+        except ValidationError as exc:
+            problems.extend(
+                (f"{name}.{'.'.join(str(p) for p in error['loc'])}", error["msg"])
+                for error in exc.errors(include_input=False)
+            )
+            continue
+        line = domain.IntakeLine(item.district, item.service, item.self_service, item.assisted)
+        lines.append((index, line))
+    return lines, problems
+
+
+def _refuse_if_any(problems: list[tuple[str, str]]) -> None:
+    if problems:
+        count = len(problems)
+        raise Problem(
+            422,
+            "validation-failed",
+            "Request validation failed",
+            detail=f"{count} problem{'' if count == 1 else 's'} found; nothing was taken in.",
+            errors=[FieldProblem(field=f, message=m) for f, m in problems],
+        )
+
+
+async def publish_reports(
+    outbox: Outbox,
+    event_source: str,
+    source: ContactSource,
+    day: dt.date,
+    lines: list[domain.IntakeLine],
+) -> None:
+    """Stage one count.reported event per line in the outbox, in one atomic step."""
+    events = [
+        new_event(
+            EventType.METRICS_COUNT_REPORTED,
+            CountReported(
+                source=source,
+                day=day,
+                district=line.district,
+                service=line.service,
+                channel=SOURCE_CHANNEL[source],
+                self_service=line.self_service,
+                assisted=line.assisted,
+            ),
+            source=event_source,
+        )
+        for line in lines
+    ]
+    await outbox.publish(*events)

@@ -1,0 +1,468 @@
+"""The only module of the metrics service that talks to Redis; every key name is defined here.
+
+All keys live under the hub's key prefix and ``metrics:``. Their number and size grow with days
+x districts x channels x modes x services (and kiosks, visits and entries), never with the
+number of events; only the consumer's dedupe marks (``metrics:seen:<event id>``) grow with
+events, and those expire after the dedupe window.
+
+Contacts, rolled up three ways so that any period is a handful of reads:
+
+- ``cells:<period>:<name>`` - hash, field ``district|channel|mode|service`` -> contacts, for
+  the periods day (``cells:day:2024-01-15``), ISO week (``cells:week:2024-W03``) and month
+  (``cells:month:2024-01``);
+- ``mix:<period>:<name>`` - the same without the service (``district|channel|mode``), for the
+  questions over all services (most of them), 15 times smaller;
+- ``totals`` - ``district|channel|mode`` -> contacts since the beginning (Prometheus counters).
+
+KVIK, mobile and registry figures:
+
+- ``abandoned:<day>`` - ``district|service`` -> abandoned KVIK sessions;
+- ``kvik:sessions`` - ``district|outcome|help`` -> sessions since the beginning;
+- ``kvik:help:<day>`` - ``district|channel|requested|answered|wait_ms`` fields -> counts;
+- ``kvik:help:requests`` - ``district|channel`` -> help requests since the beginning;
+- ``kvik:help:wait`` - ``channel|<le>``, ``channel|sum``, ``channel|count``: the histogram of
+  time to help;
+- ``kiosks`` - kiosk id -> ``state|entry|district`` (state registered, online or offline);
+- ``mobile:visits`` - visit id -> its last state, so re-published states count once;
+- ``mobile:totals`` - ``district|planned|completed|cancelled|onboarded|staffed_seconds``;
+- ``mobile:day:<day>`` - ``district|completed|contacts|onboarded|staffed_seconds`` for a day;
+- ``entries`` - registry entry id -> ``kind|district|status``;
+- ``report:<day>`` - ``source|district|service`` -> ``self_service,assisted`` of the last
+  external report with that key (for replace semantics).
+
+Writes are queued on the consumer's MULTI pipeline, so they commit with the dedupe mark.
+Scripts that read (a report's previous figure, a visit's previous state) run on the server
+inside that transaction, in order, so two events for the same key in one batch see each other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from services.contracts import (
+    Channel,
+    ContactMode,
+    CountReported,
+    District,
+    EntryKind,
+    EntryStatus,
+    EntryUpserted,
+    HelpChannel,
+)
+from services.metrics.domain import Abandonment, CellKey, ContactCount, Period, period_name
+from services.plumbing.settings import HubSettings
+
+SERVICE = "metrics"
+SEP = "|"
+ALL_SERVICES = ""
+"""The service of a cell read from a ``mix`` rollup: the sum over all services."""
+
+HELP_WAIT_BUCKETS: tuple[float, ...] = (15, 30, 60, 120, 300, 600, 1200, 1800)
+"""Upper bounds (seconds) of the time-to-help histogram: a citizen waits seconds to minutes."""
+
+# A report replaces the last one with the same key and moves every rollup by the difference.
+# KEYS: report hash, then the 7 rollup hashes (3 cells, 3 mix, totals).
+# ARGV: report field, self cell field, assisted cell field, self mix field, assisted mix field,
+#       self, assisted.
+_REPLACE_REPORT = """
+local before = redis.call('HGET', KEYS[1], ARGV[1])
+local before_self, before_assisted = 0, 0
+if before then
+  local comma = string.find(before, ',', 1, true)
+  before_self = tonumber(string.sub(before, 1, comma - 1))
+  before_assisted = tonumber(string.sub(before, comma + 1))
+end
+local self_change = tonumber(ARGV[6]) - before_self
+local assisted_change = tonumber(ARGV[7]) - before_assisted
+for i = 2, 4 do
+  if self_change ~= 0 then redis.call('HINCRBY', KEYS[i], ARGV[2], self_change) end
+  if assisted_change ~= 0 then redis.call('HINCRBY', KEYS[i], ARGV[3], assisted_change) end
+end
+for i = 5, 8 do
+  if self_change ~= 0 then redis.call('HINCRBY', KEYS[i], ARGV[4], self_change) end
+  if assisted_change ~= 0 then redis.call('HINCRBY', KEYS[i], ARGV[5], assisted_change) end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[6] .. ',' .. ARGV[7])
+return {self_change, assisted_change}
+"""
+
+# A visit's state event counts once per state, however often the state is re-published.
+# KEYS: visits hash, mobile totals, mobile day. ARGV: visit id, new state, district,
+#       staffed seconds (for completed).
+_VISIT_STATE = """
+local before = redis.call('HGET', KEYS[1], ARGV[1])
+local state = ARGV[2]
+if before == state or before == 'completed' or before == 'cancelled' then return 0 end
+if state == 'planned' and before then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], state)
+redis.call('HINCRBY', KEYS[2], ARGV[3] .. '|' .. state, 1)
+if state == 'completed' then
+  redis.call('HINCRBY', KEYS[2], ARGV[3] .. '|staffed_seconds', ARGV[4])
+  redis.call('HINCRBY', KEYS[3], ARGV[3] .. '|completed', 1)
+  redis.call('HINCRBY', KEYS[3], ARGV[3] .. '|staffed_seconds', ARGV[4])
+end
+if before == nil or before == false then
+  if state ~= 'planned' then redis.call('HINCRBY', KEYS[2], ARGV[3] .. '|planned', 1) end
+end
+return 1
+"""
+
+# Retiring an entry keeps what it was (kind, district) and closes it.
+_RETIRE_ENTRY = """
+local before = redis.call('HGET', KEYS[1], ARGV[1])
+if not before then return 0 end
+local kind, district = string.match(before, '^([^|]*)|([^|]*)|')
+redis.call('HSET', KEYS[1], ARGV[1], kind .. '|' .. district .. '|closed')
+return 1
+"""
+
+
+def cell_field(cell: CellKey) -> str:
+    """The hash field of one aggregate cell."""
+    return SEP.join((cell.district, cell.channel, cell.mode, cell.service))
+
+
+def mix_field(district: str, channel: str, mode: str) -> str:
+    """The hash field of a cell summed over all services."""
+    return SEP.join((district, channel, mode))
+
+
+def parse_cell_field(raw: bytes | str) -> CellKey:
+    """The cell a ``cells`` or ``mix`` hash field names (``mix``: service ``ALL_SERVICES``)."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    parts = text.split(SEP)
+    service = parts[3] if len(parts) == 4 else ALL_SERVICES
+    return CellKey(District(parts[0]), Channel(parts[1]), ContactMode(parts[2]), service)
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    """What the metrics service keeps of a registry entry."""
+
+    kind: EntryKind
+    district: District | None
+    status: EntryStatus
+
+
+@dataclass(frozen=True)
+class KioskState:
+    """The last known state of a kiosk."""
+
+    state: str
+    entry_id: str
+    district: District
+
+
+@dataclass(frozen=True)
+class HelpWait:
+    """The time-to-help histogram of one help channel (cumulative bucket counts)."""
+
+    buckets: dict[float, int]
+    count: int
+    total_seconds: float
+
+
+class MetricsStore:
+    """Aggregates of contacts and the KVIK/mobile/registry figures, read by the API and the
+    Prometheus exposition and written by the event handlers.
+
+    Writes are queued on the caller's pipeline, reads take the client, so the handler table can
+    be built before any connection exists.
+    """
+
+    def __init__(self, settings: HubSettings) -> None:
+        self._settings = settings
+
+    def key(self, *parts: str) -> str:
+        """A key of the metrics service."""
+        return self._settings.key(SERVICE, *parts)
+
+    def rollup_key(self, kind: str, period: Period, day: dt.date) -> str:
+        """The ``cells`` or ``mix`` hash of the ``period`` containing ``day``."""
+        return self.key(kind, period.value, period_name(period, day))
+
+    def aggregate_patterns(self) -> list[str]:
+        """Key patterns of everything the events built (for ``rebuild``); not the outbox."""
+        return [
+            self.key(name)
+            for name in (
+                "cells:*",
+                "mix:*",
+                "totals",
+                "abandoned:*",
+                "kvik:*",
+                "kiosks",
+                "mobile:*",
+                "entries",
+                "report:*",
+                "seen:*",
+                "share:*",
+            )
+        ]
+
+    # -- writes, queued on a MULTI pipeline ----------------------------------------------------
+
+    def add_contacts(self, pipe: Pipeline, contacts: Iterable[ContactCount]) -> None:
+        """Count ``contacts`` in every rollup when ``pipe`` executes."""
+        totals = self.key("totals")
+        for contact in contacts:
+            cell = cell_field(
+                CellKey(contact.district, contact.channel, contact.mode, contact.service)
+            )
+            mix = mix_field(contact.district, contact.channel, contact.mode)
+            for period in Period:
+                pipe.hincrby(self.rollup_key("cells", period, contact.day), cell, contact.count)
+                pipe.hincrby(self.rollup_key("mix", period, contact.day), mix, contact.count)
+            pipe.hincrby(totals, mix, contact.count)
+
+    def add_abandonment(self, pipe: Pipeline, abandonment: Abandonment) -> None:
+        """Count one abandoned session when ``pipe`` executes."""
+        pipe.hincrby(
+            self.key("abandoned", abandonment.day.isoformat()),
+            SEP.join((abandonment.district, abandonment.service)),
+            1,
+        )
+
+    def add_session(self, pipe: Pipeline, district: District, outcome: str, help: str) -> None:
+        """Count one KVIK session by outcome and help (since the beginning)."""
+        pipe.hincrby(self.key("kvik", "sessions"), SEP.join((district, outcome, help)), 1)
+
+    def replace_report(self, pipe: Pipeline, report: CountReported) -> None:
+        """When ``pipe`` executes: make ``report`` the figure for its key, moving every rollup
+        by the difference to the report it replaces (see ``domain.report_change``)."""
+        modes = (ContactMode.SELF_SERVICE, ContactMode.ASSISTED)
+        cells = [
+            cell_field(CellKey(report.district, report.channel, mode, report.service))
+            for mode in modes
+        ]
+        mixes = [mix_field(report.district, report.channel, mode) for mode in modes]
+        pipe.eval(
+            _REPLACE_REPORT,
+            8,
+            self.key("report", report.day.isoformat()),
+            *[self.rollup_key("cells", period, report.day) for period in Period],
+            *[self.rollup_key("mix", period, report.day) for period in Period],
+            self.key("totals"),
+            SEP.join((report.source, report.district, report.service)),
+            *cells,
+            *mixes,
+            str(report.self_service),
+            str(report.assisted),
+        )
+
+    def add_help_request(
+        self, pipe: Pipeline, district: District, channel: HelpChannel, day: dt.date
+    ) -> None:
+        """Count one request for staff help."""
+        pipe.hincrby(self.key("kvik", "help", "requests"), SEP.join((district, channel)), 1)
+        pipe.hincrby(
+            self.key("kvik", "help", day.isoformat()), SEP.join((district, channel, "requested")), 1
+        )
+
+    def add_help_answer(
+        self,
+        pipe: Pipeline,
+        district: District,
+        channel: HelpChannel,
+        day: dt.date,
+        wait_seconds: float,
+    ) -> None:
+        """Count one answered help request and how long the citizen waited."""
+        wait_key = self.key("kvik", "help", "wait")
+        for bound in HELP_WAIT_BUCKETS:
+            if wait_seconds <= bound:
+                pipe.hincrby(wait_key, f"{channel}{SEP}{bound:g}", 1)
+        pipe.hincrby(wait_key, f"{channel}{SEP}+Inf", 1)
+        pipe.hincrby(wait_key, f"{channel}{SEP}count", 1)
+        pipe.hincrbyfloat(wait_key, f"{channel}{SEP}sum", wait_seconds)
+        day_key = self.key("kvik", "help", day.isoformat())
+        pipe.hincrby(day_key, SEP.join((district, channel, "answered")), 1)
+        pipe.hincrby(day_key, SEP.join((district, channel, "wait_ms")), round(wait_seconds * 1000))
+
+    def set_kiosk(
+        self, pipe: Pipeline, kiosk_id: str, state: str, entry_id: str, district: District
+    ) -> None:
+        """Remember a kiosk's last state (registered, online, offline)."""
+        pipe.hset(self.key("kiosks"), kiosk_id, SEP.join((state, entry_id, district)))
+
+    def visit_state(
+        self,
+        pipe: Pipeline,
+        visit_id: str,
+        state: str,
+        district: District,
+        day: dt.date,
+        staffed_seconds: int = 0,
+    ) -> None:
+        """Count a visit's move to ``state`` once (planned, completed or cancelled)."""
+        pipe.eval(
+            _VISIT_STATE,
+            3,
+            self.key("mobile", "visits"),
+            self.key("mobile", "totals"),
+            self.key("mobile", "day", day.isoformat()),
+            visit_id,
+            state,
+            district,
+            str(staffed_seconds),
+        )
+
+    def add_mobile_contact(
+        self, pipe: Pipeline, district: District, day: dt.date, onboarded: bool
+    ) -> None:
+        """Count a mobile contact for utilisation, and a digital onboarding if there was one."""
+        day_key = self.key("mobile", "day", day.isoformat())
+        pipe.hincrby(day_key, f"{district}{SEP}contacts", 1)
+        if onboarded:
+            pipe.hincrby(day_key, f"{district}{SEP}onboarded", 1)
+            pipe.hincrby(self.key("mobile", "totals"), f"{district}{SEP}onboarded", 1)
+
+    def upsert_entry(self, pipe: Pipeline, entry: EntryUpserted) -> None:
+        """Keep a registry entry's kind, district and status."""
+        pipe.hset(
+            self.key("entries"),
+            entry.entry_id,
+            SEP.join((entry.kind, entry.district or "", entry.status)),
+        )
+
+    def retire_entry(self, pipe: Pipeline, entry_id: str) -> None:
+        """Mark a registry entry closed."""
+        pipe.eval(_RETIRE_ENTRY, 1, self.key("entries"), entry_id)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def range_cells(
+        self, redis: Redis, first: dt.date, last: dt.date, by_service: bool
+    ) -> list[dict[CellKey, int]]:
+        """The contacts from ``first`` to ``last`` (inclusive), as few rollups as cover it:
+        whole months, then whole ISO weeks, then single days. ``by_service`` False reads the
+        ``mix`` rollups (service ``ALL_SERVICES``)."""
+        kind = "cells" if by_service else "mix"
+        keys: list[str] = []
+        day = first
+        while day <= last:
+            period, span = _largest_period_from(day, last)
+            keys.append(self.rollup_key(kind, period, day))
+            day += span
+        return await self._hashes_of_cells(redis, keys)
+
+    async def period_cells(
+        self, redis: Redis, period: Period, days: Sequence[dt.date], by_service: bool
+    ) -> list[dict[CellKey, int]]:
+        """The contacts of each ``period`` containing one of ``days`` (one round trip)."""
+        kind = "cells" if by_service else "mix"
+        return await self._hashes_of_cells(
+            redis, [self.rollup_key(kind, period, day) for day in days]
+        )
+
+    async def _hashes_of_cells(self, redis: Redis, keys: list[str]) -> list[dict[CellKey, int]]:
+        async with redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hgetall(key)
+            raw_hashes: list[dict[bytes, bytes]] = await pipe.execute()
+        return [
+            {parse_cell_field(k): int(v) for k, v in raw.items() if v != b"0"} for raw in raw_hashes
+        ]
+
+    async def totals(self, redis: Redis) -> dict[tuple[str, str, str], int]:
+        """Contacts since the beginning per (district, channel, mode)."""
+        raw: dict[bytes, bytes] = await redis.hgetall(self.key("totals"))
+        return {tuple(_text(k).split(SEP)): int(v) for k, v in raw.items()}  # type: ignore[misc]
+
+    async def abandoned(
+        self, redis: Redis, days: Sequence[dt.date]
+    ) -> list[dict[tuple[District, str], int]]:
+        """Abandoned KVIK sessions of each of ``days`` per district and service (one round trip)."""
+        async with redis.pipeline(transaction=False) as pipe:
+            for day in days:
+                pipe.hgetall(self.key("abandoned", day.isoformat()))
+            raw_days: list[dict[bytes, bytes]] = await pipe.execute()
+        result: list[dict[tuple[District, str], int]] = []
+        for raw in raw_days:
+            day_counts: dict[tuple[District, str], int] = {}
+            for key, value in raw.items():
+                district, service = _text(key).split(SEP)
+                day_counts[(District(district), service)] = int(value)
+            result.append(day_counts)
+        return result
+
+    async def flat_hash(self, redis: Redis, *parts: str) -> dict[str, int]:
+        """A hash of integer counts, fields as text."""
+        raw: dict[bytes, bytes] = await redis.hgetall(self.key(*parts))
+        return {_text(k): int(float(v)) for k, v in raw.items()}
+
+    async def day_hashes(
+        self, redis: Redis, prefix: Sequence[str], days: Sequence[dt.date]
+    ) -> dict[str, int]:
+        """The sum over ``days`` of the hashes ``<prefix>:<day>`` (one round trip)."""
+        async with redis.pipeline(transaction=False) as pipe:
+            for day in days:
+                pipe.hgetall(self.key(*prefix, day.isoformat()))
+            raw_days: list[dict[bytes, bytes]] = await pipe.execute()
+        summed: dict[str, int] = {}
+        for raw in raw_days:
+            for key, value in raw.items():
+                field = _text(key)
+                summed[field] = summed.get(field, 0) + int(value)
+        return summed
+
+    async def help_wait(self, redis: Redis) -> dict[str, HelpWait]:
+        """The time-to-help histogram per help channel."""
+        raw: dict[bytes, bytes] = await redis.hgetall(self.key("kvik", "help", "wait"))
+        waits: dict[str, HelpWait] = {}
+        for key, value in raw.items():
+            channel, what = _text(key).split(SEP)
+            wait = waits.setdefault(channel, HelpWait({}, 0, 0.0))
+            if what == "sum":
+                waits[channel] = HelpWait(wait.buckets, wait.count, float(value))
+            elif what == "count":
+                waits[channel] = HelpWait(wait.buckets, int(value), wait.total_seconds)
+            else:
+                wait.buckets[float(what)] = int(value)
+        return waits
+
+    async def kiosks(self, redis: Redis) -> list[KioskState]:
+        """Every kiosk's last state."""
+        raw: dict[bytes, bytes] = await redis.hgetall(self.key("kiosks"))
+        kiosks = []
+        for value in raw.values():
+            state, entry_id, district = _text(value).split(SEP)
+            kiosks.append(KioskState(state, entry_id, District(district)))
+        return kiosks
+
+    async def entries(self, redis: Redis) -> dict[str, RegistryEntry]:
+        """Every registry entry the service has heard of."""
+        raw: dict[bytes, bytes] = await redis.hgetall(self.key("entries"))
+        return {_text(k): _parse_entry(_text(v)) for k, v in raw.items()}
+
+    async def entry(self, redis: Redis, entry_id: str) -> RegistryEntry | None:
+        """One registry entry, or None when the registry has not told of it."""
+        raw = await redis.hget(self.key("entries"), entry_id)
+        return None if raw is None else _parse_entry(_text(raw))
+
+
+def _parse_entry(text: str) -> RegistryEntry:
+    kind, district, status = text.split(SEP)
+    return RegistryEntry(
+        EntryKind(kind), District(district) if district else None, EntryStatus(status)
+    )
+
+
+def _largest_period_from(day: dt.date, last: dt.date) -> tuple[Period, dt.timedelta]:
+    """The largest rollup starting on ``day`` that ends by ``last``, and its length."""
+    if day.day == 1:
+        next_month = (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+        if next_month - dt.timedelta(days=1) <= last:
+            return Period.MONTH, next_month - day
+    if day.weekday() == 0 and day + dt.timedelta(days=6) <= last:
+        return Period.WEEK, dt.timedelta(days=7)
+    return Period.DAY, dt.timedelta(days=1)
