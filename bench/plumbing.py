@@ -115,7 +115,7 @@ async def consume(
 ) -> Result:
     """The consumer loop (decode, dedupe transaction, handler, commit) against a bare consume."""
     topic = settings.topic(Topic.MOBILE)
-    bare_rate = await _rate(lambda: _bare_consume(settings, topic, count), count)
+    bare_rate = await _rate(lambda: bare_consume(settings, topic, count), count)
 
     per_event = await _loop_rate(redis, producer, settings, count, batch=False)
     per_batch = await _loop_rate(redis, producer, settings, count, batch=True)
@@ -164,7 +164,8 @@ async def _loop_rate(
     return await _rate(loop, count)
 
 
-async def _bare_consume(settings: HubSettings, topic: str, count: int) -> None:
+async def bare_consume(settings: HubSettings, topic: str, count: int) -> None:
+    """Read ``count`` records of ``topic`` with a plain aiokafka consumer: the ceiling."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=settings.kafka_bootstrap,

@@ -1,5 +1,8 @@
-"""``python -m bench.run``: start the embedded broker and Valkey, run the benchmarks, print a
-table and write ``bench/results/<suite>-<time>.json`` (and ``<suite>-latest.json``)."""
+"""``python -m bench.run``: start the embedded broker and Valkey, run the benchmark suites, print
+a table per suite and write ``bench/results/<suite>-<time>.json`` (and ``<suite>-latest.json``).
+
+Suites: ``plumbing`` (outbox, relay, consumer loop, end to end) and ``metrics`` (aggregation,
+memory, share query vs SQLite)."""
 
 from __future__ import annotations
 
@@ -16,12 +19,16 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import machine, plumbing
+from bench import metrics as metrics_bench
 from services.hub.embedded import DEFAULT_BROKER, ValkeyProcess, free_port, make_broker
 from services.plumbing.settings import Environment, HubSettings
 
 RESULTS = Path(__file__).parent / "results"
 FULL_SIZE = 20_000
 TINY_SIZE = 200
+RAW_CONTACTS = 1_000_000
+"""Raw contacts on both sides of the share-query comparison (the issue's 1 million)."""
+SUITES = ("plumbing", "metrics")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="a few hundred events, for tests")
     parser.add_argument("--events", type=int, help="events per benchmark (default 20,000)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
+    parser.add_argument(
+        "--suite", choices=SUITES, action="append", help="run only this suite (repeatable)"
+    )
     args = parser.parse_args(argv)
+    suites = args.suite or list(SUITES)
+    raw_contacts = 2_000 if args.tiny else RAW_CONTACTS
     count = args.events or (TINY_SIZE if args.tiny else FULL_SIZE)
     kind = os.environ.get("KANALHUB_EMBEDDED_BROKER", DEFAULT_BROKER)
     console = Console()
@@ -52,33 +64,52 @@ def main(argv: list[str] | None = None) -> int:
                 topic_partitions=6,
                 environment=Environment.TEST,
             )
-            with console.status(f"plumbing benchmarks, {count} events each"):
-                results = asyncio.run(plumbing.run_all(settings, count, relaxed.url))
+            outcomes: dict[str, list[plumbing.Result]] = {}
+            if "plumbing" in suites:
+                with console.status(f"plumbing benchmarks, {count} events each"):
+                    outcomes["plumbing"] = asyncio.run(
+                        plumbing.run_all(settings, count, relaxed.url)
+                    )
+            if "metrics" in suites:
+                metrics_settings = settings.model_copy(
+                    update={
+                        "topic_suffix": f"{settings.topic_suffix}m",
+                        "key_prefix": f"{settings.key_prefix}m",
+                    }
+                )
+                with console.status(
+                    f"metrics benchmarks, {count} events, {raw_contacts:,} raw contacts"
+                ):
+                    outcomes["metrics"] = asyncio.run(
+                        metrics_bench.run_all(metrics_settings, count, raw_contacts)
+                    )
         finally:
             relaxed.stop()
             valkey.stop()
             broker.stop()
-    report = {
-        "suite": "plumbing",
-        "started_at": datetime.now(UTC).isoformat(),
-        "size": {"events": count, "tiny": args.tiny},
-        "machine": machine.describe(),
-        "components": {"broker": kind, "valkey_appendfsync": "always"},
-        "results": plumbing.as_json(results),
-    }
+    host = machine.describe()
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    for name in (f"plumbing-{stamp}.json", "plumbing-latest.json"):
-        (args.out / name).write_text(json.dumps(report, indent=2) + "\n")
-    console.print(_table(results, report["machine"]))
-    console.print(f"written to {args.out / f'plumbing-{stamp}.json'}")
+    for suite, results in outcomes.items():
+        report = {
+            "suite": suite,
+            "started_at": datetime.now(UTC).isoformat(),
+            "size": {"events": count, "tiny": args.tiny},
+            "machine": host,
+            "components": {"broker": kind, "valkey_appendfsync": "always"},
+            "results": plumbing.as_json(results),
+        }
+        if suite == "metrics":
+            report["size"]["raw_contacts"] = raw_contacts  # type: ignore[index]
+        for name in (f"{suite}-{stamp}.json", f"{suite}-latest.json"):
+            (args.out / name).write_text(json.dumps(report, indent=2) + "\n")
+        console.print(_table(suite, results, host))
+    console.print(f"written to {args.out}/<suite>-{stamp}.json")
     return 0
 
 
-def _table(results: list[plumbing.Result], host: dict[str, object]) -> Table:
-    table = Table(
-        title=f"kanalhub plumbing benchmarks - {host['cores']} cores, {host['cpu_model']}"
-    )
+def _table(suite: str, results: list[plumbing.Result], host: dict[str, object]) -> Table:
+    table = Table(title=f"kanalhub {suite} benchmarks - {host['cores']} cores, {host['cpu_model']}")
     table.add_column("benchmark")
     table.add_column("figures")
     table.add_column("baseline (same run)")

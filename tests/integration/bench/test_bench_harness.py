@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[3]
 
 
-def test_tiny_plumbing_bench_writes_a_report_with_every_figure(tmp_path: Path) -> None:
+def test_tiny_bench_writes_a_report_per_suite_with_every_figure(tmp_path: Path) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "bench.run", "--tiny", "--out", str(tmp_path)],
         cwd=REPO,
@@ -40,3 +40,16 @@ def test_tiny_plumbing_bench_writes_a_report_with_every_figure(tmp_path: Path) -
         "per_batch_tx_ratio_to_bare",
     }
     assert "plumbing benchmarks" in run.stdout
+    metrics = json.loads((tmp_path / "metrics-latest.json").read_text())
+    assert metrics["size"] == {"events": 200, "tiny": True, "raw_contacts": 2000}
+    by_name = {result["name"]: result for result in metrics["results"]}
+    assert set(by_name) == {
+        "metrics aggregation (events -> rollups)",
+        "metrics Redis memory per million events",
+        "share over a year, all districts",
+    }
+    for result in metrics["results"]:
+        assert all(value > 0 for value in result["figures"].values()), result
+    aggregation = by_name["metrics aggregation (events -> rollups)"]
+    assert aggregation["baseline"]["bare_aiokafka_consume_events_per_s"] > 0
+    assert "metrics benchmarks" in run.stdout
