@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -341,20 +341,29 @@ def intake_problems(
     day: dt.date,
     lines: Sequence[IntakeLine],
     today: dt.date,
+    catalogue: Collection[str],
     line_name: Callable[[int], str] = json_line_name,
     day_name: str = "body.day",
 ) -> list[tuple[str, str]]:
     """What is wrong with an intake beyond each field's own type: ``(field, message)`` pairs.
 
-    A day after today (Copenhagen), and a line naming the same district and service as an
-    earlier line (which figure would be meant?). Counts over :data:`MAX_DAILY_COUNT` and
-    negative counts are refused by the request model already.
+    A day after today (Copenhagen), a service that is not in the registry's ``catalogue``, and
+    a line naming the same district and service as an earlier line (which figure would be
+    meant?). Counts over :data:`MAX_DAILY_COUNT` and negative counts are refused by the request
+    model already.
     """
     problems: list[tuple[str, str]] = []
     if day > today:
         problems.append((day_name, "The day is in the future"))
     first_line: dict[tuple[District, str], int] = {}
     for index, line in enumerate(lines):
+        if line.service not in catalogue:
+            problems.append(
+                (
+                    f"{line_name(index)}.service",
+                    f"Unknown service '{line.service}': not in the registry's catalogue",
+                )
+            )
         key = (line.district, line.service)
         if key in first_line:
             problems.append(

@@ -22,6 +22,8 @@ from services.contracts import (
     KioskOffline,
     KioskOnline,
     KioskRegistered,
+    ServiceRetired,
+    ServiceUpserted,
     SessionAbandoned,
     SessionCompleted,
     SessionReferred,
@@ -122,6 +124,14 @@ def handlers(settings: HubSettings) -> dict[EventType, Handler]:
         assert isinstance(event.data, EntryUpserted)
         store.upsert_entry(tx.pipe, event.data)
 
+    async def service_upserted(event: CloudEvent, tx: Transaction) -> None:
+        assert isinstance(event.data, ServiceUpserted)
+        store.set_service(tx.pipe, event.data.code, active=True)
+
+    async def service_retired(event: CloudEvent, tx: Transaction) -> None:
+        assert isinstance(event.data, ServiceRetired)
+        store.set_service(tx.pipe, event.data.code, active=False)
+
     async def entry_retired(event: CloudEvent, tx: Transaction) -> None:
         assert isinstance(event.data, EntryRetired)
         store.retire_entry(tx.pipe, event.data.entry_id)
@@ -142,4 +152,6 @@ def handlers(settings: HubSettings) -> dict[EventType, Handler]:
         EventType.METRICS_COUNT_REPORTED: count_reported,
         EventType.REGISTRY_ENTRY_UPSERTED: entry_upserted,
         EventType.REGISTRY_ENTRY_RETIRED: entry_retired,
+        EventType.REGISTRY_SERVICE_UPSERTED: service_upserted,
+        EventType.REGISTRY_SERVICE_RETIRED: service_retired,
     }

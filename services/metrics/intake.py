@@ -18,6 +18,7 @@ from services.contracts import ContactSource, CountReported, District, EventType
 from services.contracts.payloads.base import Code
 from services.contracts.payloads.contacts import SOURCE_CHANNEL
 from services.metrics import domain
+from services.metrics.store import MetricsStore
 from services.plumbing.auth import MetricsIngester
 from services.plumbing.outbox import Outbox
 from services.plumbing.problems import FieldProblem, Problem, problem_responses
@@ -34,7 +35,13 @@ def _runtime(request: Request) -> ServiceRuntime:
     return runtime
 
 
+def _store(request: Request) -> MetricsStore:
+    store: MetricsStore = request.app.state.metrics_store
+    return store
+
+
 RuntimeDep = Annotated[ServiceRuntime, Depends(_runtime)]
+StoreDep = Annotated[MetricsStore, Depends(_store)]
 
 
 class IntakeLineIn(BaseModel):
@@ -75,7 +82,7 @@ class IntakeAccepted(BaseModel):
     summary="Take in a day's contact counts from the digital platform or the contact centre",
 )
 async def post_intake(
-    intake: IntakeIn, ingester: MetricsIngester, runtime: RuntimeDep
+    intake: IntakeIn, ingester: MetricsIngester, runtime: RuntimeDep, store: StoreDep
 ) -> IntakeAccepted:
     """Validate every line, then publish one ``count.reported`` event per line (all or none).
 
@@ -88,7 +95,10 @@ async def post_intake(
         domain.IntakeLine(item.district, item.service, item.self_service, item.assisted)
         for item in intake.items
     ]
-    _refuse_if_any(domain.intake_problems(intake.day, lines, domain.today_in_copenhagen()))
+    catalogue = await store.catalogue(runtime.redis)
+    _refuse_if_any(
+        domain.intake_problems(intake.day, lines, domain.today_in_copenhagen(), catalogue)
+    )
     await publish_reports(runtime.outbox, runtime.settings.source, intake.source, intake.day, lines)
     return IntakeAccepted(lines=len(lines))
 
@@ -118,6 +128,7 @@ async def post_intake_csv(
     request: Request,
     ingester: MetricsIngester,
     runtime: RuntimeDep,
+    store: StoreDep,
     source: Annotated[ContactSource, Query(description="The system the counts come from.")],
     day: Annotated[dt.date, Query(description="The Copenhagen day the contacts happened on.")],
 ) -> IntakeAccepted:
@@ -130,6 +141,7 @@ async def post_intake_csv(
         day,
         lines,
         domain.today_in_copenhagen(),
+        await store.catalogue(runtime.redis),
         lambda i: domain.csv_line_name(numbered[i][0]),
         "query.day",
     )

@@ -27,6 +27,7 @@ KVIK, mobile and registry figures:
 - ``mobile:totals`` - ``district|planned|completed|cancelled|onboarded|staffed_seconds``;
 - ``mobile:day:<day>`` - ``district|completed|contacts|onboarded|staffed_seconds`` for a day;
 - ``entries`` - registry entry id -> ``kind|district|status``;
+- ``catalogue`` - service code -> ``active`` or ``retired`` (from the registry);
 - ``report:<day>`` - ``source|district|service`` -> ``self_service,assisted`` of the last
   external report with that key (for replace semantics).
 
@@ -203,6 +204,7 @@ class MetricsStore:
                 "kiosks",
                 "mobile:*",
                 "entries",
+                "catalogue",
                 "report:*",
                 "seen:*",
                 "share:*",
@@ -334,6 +336,10 @@ class MetricsStore:
             SEP.join((entry.kind, entry.district or "", entry.status)),
         )
 
+    def set_service(self, pipe: Pipeline, code: str, active: bool) -> None:
+        """Keep whether a catalogue service is active (intake refuses other codes)."""
+        pipe.hset(self.key("catalogue"), code, "active" if active else "retired")
+
     def retire_entry(self, pipe: Pipeline, entry_id: str) -> None:
         """Mark a registry entry closed."""
         pipe.eval(_RETIRE_ENTRY, 1, self.key("entries"), entry_id)
@@ -443,6 +449,11 @@ class MetricsStore:
         """Every registry entry the service has heard of."""
         raw: dict[bytes, bytes] = await redis.hgetall(self.key("entries"))
         return {_text(k): _parse_entry(_text(v)) for k, v in raw.items()}
+
+    async def catalogue(self, redis: Redis) -> set[str]:
+        """The codes of the active catalogue services the registry has told of."""
+        raw: dict[bytes, bytes] = await redis.hgetall(self.key("catalogue"))
+        return {_text(code) for code, state in raw.items() if state == b"active"}
 
     async def entry(self, redis: Redis, entry_id: str) -> RegistryEntry | None:
         """One registry entry, or None when the registry has not told of it."""

@@ -8,10 +8,25 @@ from typing import Any
 
 import pytest
 
+from services.contracts import EventType, ServiceUpserted, new_event
 from services.metrics.domain import today_in_copenhagen
+from services.metrics.store import MetricsStore
 from tests.integration.metrics.conftest import Metrics, copenhagen_yesterday
 
 pytestmark = pytest.mark.integration
+
+CATALOGUE = ("passport", "tax", "change_of_address")
+
+
+@pytest.fixture(autouse=True)
+async def catalogue(metrics: Metrics) -> None:
+    """The registry's catalogue as the service knows it from registry events (set directly:
+    how it gets there is ``test_the_catalogue_comes_from_registry_events``)."""
+    store = MetricsStore(metrics.settings)
+    async with metrics.runtime.redis.pipeline(transaction=True) as pipe:
+        for code in CATALOGUE:
+            store.set_service(pipe, code, active=True)
+        await pipe.execute()
 
 
 def _intake(day: dt.date, *items: tuple[str, str, int, int]) -> dict[str, Any]:
@@ -117,3 +132,19 @@ async def test_a_csv_with_a_duplicate_line_is_refused_naming_the_file_line(
     assert response.status_code == 422
     assert [e["field"] for e in response.json()["errors"]] == ["line 3.district", "line 4"]
     assert await metrics.nothing_staged()
+
+
+async def test_the_catalogue_comes_from_registry_events(metrics: Metrics) -> None:
+    day = copenhagen_yesterday()
+    body = _intake(day, ("valby", "digital_post", 3, 1))
+    refused = await metrics.client.post("/intake", json=body, headers=metrics.ingester)
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "body.items[0].service"
+    upserted = new_event(
+        EventType.REGISTRY_SERVICE_UPSERTED,
+        ServiceUpserted(code="digital_post", version=1, name="Digital Post", general_needs=True),
+        source="/kanalhub/registry",
+    )
+    await metrics.publish(upserted)
+    await metrics.wait_handled(1)
+    assert await _post(metrics, body) == {"lines": 1}

@@ -158,7 +158,9 @@ def test_shares_by_district_lists_every_district() -> None:
 
 def test_an_intake_for_a_future_day_is_refused() -> None:
     line = IntakeLine(District.VALBY, "passport", 1, 1)
-    problems = domain.intake_problems(dt.date(2024, 1, 16), [line], today=dt.date(2024, 1, 15))
+    problems = domain.intake_problems(
+        dt.date(2024, 1, 16), [line], today=dt.date(2024, 1, 15), catalogue={"passport"}
+    )
     assert problems == [("body.day", "The day is in the future")]
 
 
@@ -168,8 +170,20 @@ def test_a_duplicate_intake_line_is_named_by_its_index() -> None:
         IntakeLine(District.VALBY, "tax", 1, 1),
         IntakeLine(District.VALBY, "passport", 2, 2),
     ]
-    problems = domain.intake_problems(dt.date(2024, 1, 15), lines, today=dt.date(2024, 1, 15))
+    problems = domain.intake_problems(
+        dt.date(2024, 1, 15), lines, today=dt.date(2024, 1, 15), catalogue={"passport", "tax"}
+    )
     assert [field for field, _ in problems] == ["body.items[2]"]
+
+
+def test_an_intake_line_for_a_service_outside_the_catalogue_is_named() -> None:
+    lines = [IntakeLine(District.VALBY, "passport", 1, 1), IntakeLine(District.VALBY, "tax", 1, 1)]
+    problems = domain.intake_problems(
+        dt.date(2024, 1, 15), lines, today=dt.date(2024, 1, 15), catalogue={"passport"}
+    )
+    assert problems == [
+        ("body.items[1].service", "Unknown service 'tax': not in the registry's catalogue")
+    ]
 
 
 def test_the_kvik_funnel_rates_come_from_completed_and_abandoned_sessions() -> None:
