@@ -39,6 +39,8 @@ class MetricsSettings(ServiceSettings):
     """How often (at most) a district-share event is published per district."""
     forecast_horizon_weeks: int = Field(default=156, ge=1, le=1040)
     """A district whose fit reaches 80 % later than this is "not on track"."""
+    dashboard_page: bool = True
+    """Serve the built-in dashboard page at ``/`` (aggregate figures, no role needed)."""
     forecast_weeks: int = Field(default=52, ge=4, le=260)
     """How many past weeks the forecast fits."""
 

@@ -1,0 +1,168 @@
+"""The built-in dashboard page, opened in headless Chromium against a served metrics app: the
+figures it shows equal the API's, and a screenshot is taken."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from services.contracts import EventType, HelpChannel
+from services.hub.embedded import free_port
+from services.metrics.app import create_app
+from services.metrics.settings import MetricsSettings
+from services.plumbing.producer import EventProducer
+from services.plumbing.settings import HubSettings
+from tests.integration.metrics.builders import session
+from tests.integration.metrics.conftest import auth
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        shutil.which("chromium") is None,
+        reason="headless Chromium missing: `make tools` installs it (apt-get install chromium)",
+    ),
+]
+
+SCREENSHOT_COPY = os.environ.get("KANALHUB_SCREENSHOT_TO")
+"""Where to copy the screenshot too (the README's picture: ``docs/images/dashboard.png``)."""
+
+
+@pytest.fixture
+async def served(hub_settings: HubSettings) -> AsyncIterator[str]:
+    """The metrics app served over HTTP on a free port (Chromium needs a real server)."""
+    port = free_port()
+    app = create_app(MetricsSettings(hub=hub_settings, port=port))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base) as client:
+        for _ in range(300):
+            if server.started and (await client.get("/readyz")).status_code == 200:
+                break
+            await asyncio.sleep(0.1)
+    yield base
+    server.should_exit = True
+    await task
+
+
+async def _chromium(*args: str) -> bytes:
+    process = await asyncio.create_subprocess_exec(
+        "chromium",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 90)
+    assert process.returncode == 0, err.decode()[-2000:]
+    return out
+
+
+class _Rows(HTMLParser):
+    """Collects the ``data-*`` attributes of table rows and the elements with an id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict[str, str]] = []
+        self.texts: dict[str, str] = {}
+        self._open: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        if tag == "tr" and any(k.startswith("data-") for k in values):
+            self.rows.append(values)
+        self._open = values.get("id")
+
+    def handle_data(self, data: str) -> None:
+        if self._open:
+            self.texts[self._open] = self.texts.get(self._open, "") + data
+
+    def handle_endtag(self, tag: str) -> None:
+        self._open = None
+
+
+async def _wait_handled(settings: HubSettings, base: str, count: int) -> None:
+    headers = auth(settings, "metrics:read")
+    today = dt.datetime.now(dt.UTC).date()
+    async with httpx.AsyncClient(base_url=base, headers=headers) as client:
+        for _ in range(200):
+            share = (await client.get("/share", params={"period": "month", "date": today})).json()
+            if share["total"] >= count:
+                return
+            await asyncio.sleep(0.1)
+    raise AssertionError("the events were not counted in time")
+
+
+async def test_the_page_shows_the_apis_figures_in_headless_chromium(
+    served: str, hub_settings: HubSettings, tmp_path: Path
+) -> None:
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    producer = EventProducer(hub_settings, client_id="test-page")
+    await producer.start()
+    try:
+        for help_channel, district in [
+            (HelpChannel.NONE, "valby"),
+            (HelpChannel.NONE, "valby"),
+            (HelpChannel.VIDEO, "valby"),
+            (HelpChannel.NONE, "norrebro"),
+        ]:
+            await producer.publish(
+                session(
+                    EventType.KVIK_SESSION_COMPLETED, at=now, help=help_channel, district=district
+                )
+            )
+    finally:
+        await producer.stop()
+    await _wait_handled(hub_settings, served, 4)
+
+    dom = await _chromium("--dump-dom", "--virtual-time-budget=3000", f"{served}/?lang=en")
+    page = _Rows()
+    page.feed(dom.decode())
+    shown = {row["data-district"]: row["data-share"] for row in page.rows if "data-district" in row}
+
+    headers = auth(hub_settings, "metrics:read")
+    async with httpx.AsyncClient(base_url=served, headers=headers) as client:
+        coverage = (await client.get("/coverage")).json()
+        funnel = (
+            await client.get(
+                "/kvik/funnel",
+                params={
+                    "period": "day",
+                    "date": now.astimezone(dt.timezone(dt.timedelta(hours=1))).date(),
+                },
+            )
+        ).json()
+    expected = {
+        d["district"]: "" if d["share"] is None else f"{d['share']:.4f}"
+        for d in coverage["districts"]
+    }
+    assert shown == expected
+    assert shown["valby"] == f"{2 / 3:.4f}"
+    assert page.texts["kvik-completed"].strip() == str(funnel["completed"])
+    assert re.search(r"Digital share by district", dom.decode())
+    assert 'lang="en"' in dom.decode()
+
+    shot = tmp_path / "dashboard.png"
+    await _chromium(
+        f"--screenshot={shot}",
+        "--window-size=1280,1700",
+        "--virtual-time-budget=3000",
+        f"{served}/?lang=en",
+    )
+    assert shot.read_bytes().startswith(b"\x89PNG")
+    if SCREENSHOT_COPY:
+        shutil.copyfile(shot, SCREENSHOT_COPY)
