@@ -22,12 +22,17 @@ from prometheus_client.core import (
 )
 from prometheus_client.utils import floatToGoString
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.contracts import District
 from services.metrics import domain, figures
 from services.metrics.forecast import Outlook
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import HELP_WAIT_BUCKETS, SEP, MetricsStore
+from services.plumbing.logging import get_logger
+
+log = get_logger(__name__)
 
 ALL = "all"
 """The ``district`` label value of a figure over all districts."""
@@ -51,9 +56,15 @@ async def render(app: FastAPI) -> bytes:
     """Prometheus text of the business metrics (``scrape_extra`` of the metrics app)."""
     settings: MetricsSettings = app.state.settings
     store: MetricsStore = app.state.metrics_store
-    families = await business_metrics(
-        store, app.state.runtime.redis, settings, domain.today_in_copenhagen()
-    )
+    try:
+        families = await business_metrics(
+            store, app.state.runtime.redis, settings, domain.today_in_copenhagen()
+        )
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        # The process's own metrics (kanalhub_dependency_up among them) still go out: a scrape
+        # that fails as a whole would hide what is wrong.
+        log.warning("business metrics skipped: Redis does not answer", error=repr(exc))
+        return b""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Fixed(families))
     return generate_latest(registry)
