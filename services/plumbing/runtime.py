@@ -13,6 +13,9 @@ import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from services.contracts import EventType
 from services.plumbing.backoff import Backoff, stop_if_cancelled
@@ -28,7 +31,14 @@ log = get_logger(__name__)
 
 
 def connect_redis(settings: ServiceSettings) -> Redis:
-    """A redis-py asyncio client with timeouts on connect and on every command."""
+    """A redis-py asyncio client with timeouts on connect and on every command.
+
+    A command that meets a closed connection is sent once more on a fresh one: after Redis
+    restarts, every pooled connection is dead, and without the retry each would fail one
+    request with a 500. Only connection errors are retried (not timeouts, where the command
+    may have run); a transaction that WATCHes is never retried by redis-py, and what else is
+    sent twice is idempotent here (outbox entries carry event ids that consumers dedupe).
+    """
     hub = settings.hub
     return Redis.from_url(
         hub.redis_url,
@@ -36,6 +46,8 @@ def connect_redis(settings: ServiceSettings) -> Redis:
         socket_connect_timeout=hub.redis_timeout_seconds,
         health_check_interval=30,
         client_name=f"kanalhub-{settings.service}",
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError],
     )
 
 

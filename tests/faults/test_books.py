@@ -64,12 +64,6 @@ async def test_metrics_consumer_killed_mid_batch_and_restarted(cluster: Cluster)
 
 
 @pytest.mark.faults
-@pytest.mark.xfail(
-    reason="open: after a Valkey restart the run does not finish within the time limit "
-    "(services answer 500 'Connection closed by server' on stale pooled connections, and "
-    "the run stalls); see the closing note of the benchmarks issue",
-    strict=False,
-)
 async def test_valkey_restarted_during_the_load(cluster: Cluster) -> None:
     simulator, task = await _traffic(cluster)
     await asyncio.sleep(3)
