@@ -11,8 +11,8 @@ import datetime as dt
 
 import pytest
 
+from services.hub.cluster import Cluster
 from services.hub.simulate import Books, Simulator
-from tests.faults.conftest import Cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -46,9 +46,9 @@ async def test_no_fault_the_books_balance(cluster: Cluster) -> None:
 async def test_broker_killed_mid_load_and_restarted(cluster: Cluster) -> None:
     simulator, task = await _traffic(cluster)
     await asyncio.sleep(3)
-    cluster.broker.kill()  # type: ignore[attr-defined]
+    cluster.broker.kill()
     await asyncio.sleep(3)
-    cluster.broker.start(timeout=60)  # type: ignore[attr-defined]
+    cluster.broker.start(timeout=60)
     await _books_balance(cluster, simulator, task)
 
 

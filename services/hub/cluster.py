@@ -1,0 +1,133 @@
+"""A hub built from separate processes that can be killed and restarted one by one: the
+embedded broker, Valkey with AOF, and each service (several replicas where wanted). The fault
+suite and the whole-hub benchmark use it; ``kanalhub run`` is the friendlier front for people."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.hub.embedded import (
+    DEFAULT_BROKER,
+    NoidaBroker,
+    TansuBroker,
+    ValkeyProcess,
+    free_port,
+    make_broker,
+)
+from services.hub.launcher import ServiceProcess
+from services.hub.simulate import Endpoints
+from services.plumbing.settings import HubSettings
+from services.plumbing.topics import ensure_topics
+
+HOST = "127.0.0.1"
+SERVICES = ("registry", "kvik", "mobile", "metrics")
+
+
+@dataclass
+class Cluster:
+    """The processes of one hub and how to reach them."""
+
+    root: Path
+    broker: NoidaBroker | TansuBroker
+    valkey: ValkeyProcess
+    hub: HubSettings
+    services: dict[str, list[ServiceProcess]] = field(default_factory=dict)
+
+    @classmethod
+    async def start(cls, root: Path, partitions: int = 3) -> Cluster:
+        """Broker, Valkey and one replica of each service (the registry seeds Copenhagen)."""
+        broker = make_broker(
+            os.environ.get("KANALHUB_EMBEDDED_BROKER", DEFAULT_BROKER),  # type: ignore[arg-type]
+            free_port(),
+            root / "broker",
+        )
+        valkey = ValkeyProcess(port=free_port(), data_dir=root / "valkey")
+        broker.start()
+        valkey.start()
+        hub = HubSettings(
+            kafka_bootstrap=broker.bootstrap, redis_url=valkey.url, topic_partitions=partitions
+        )
+        await ensure_topics(hub)
+        cluster = cls(root, broker, valkey, hub)
+        for name in SERVICES:
+            cluster.add(name)
+        return cluster
+
+    def stop(self) -> None:
+        """Stop every process, services first."""
+        for replicas in self.services.values():
+            for process in replicas:
+                process.stop()
+        self.valkey.stop()
+        self.broker.stop()
+
+    def _env(self, name: str, port: int, instance: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "KANALHUB_KAFKA_BOOTSTRAP": self.hub.kafka_bootstrap,
+                "KANALHUB_REDIS_URL": self.hub.redis_url,
+                "KANALHUB_TOPIC_PARTITIONS": str(self.hub.topic_partitions),
+                "KANALHUB_INSTANCE_ID": instance,
+                f"KANALHUB_{name.upper()}_PORT": str(port),
+                f"KANALHUB_{name.upper()}_HOST": HOST,
+            }
+        )
+        return env
+
+    def add(self, name: str, instance: str = "a") -> ServiceProcess:
+        """Start one more replica of ``name`` (its own instance id) and wait until ready."""
+        port = free_port()
+        process = ServiceProcess(
+            name, port, HOST, self._env(name, port, instance), self.root / f"logs-{instance}"
+        )
+        process.start(timeout=60)
+        self.services.setdefault(name, []).append(process)
+        return process
+
+    def url(self, name: str, replica: int = 0) -> str:
+        """Base URL of a replica of a service."""
+        return self.services[name][replica].url
+
+    @property
+    def endpoints(self) -> Endpoints:
+        """Where the simulator sends its traffic (the first replicas)."""
+        return Endpoints(
+            registry=self.url("registry"), kvik=self.url("kvik"), metrics=self.url("metrics")
+        )
+
+    async def counted(self) -> int:
+        """Contacts the metrics service has counted, all time (from its Prometheus scrape)."""
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.get(f"{self.url('metrics')}/metrics")
+            for _ in range(60):
+                if response.status_code == 200 and "kanalhub_contacts" in response.text:
+                    break
+                await asyncio.sleep(0.5)
+                response = await client.get(f"{self.url('metrics')}/metrics")
+        return round(
+            sum(
+                sample.value
+                for family in text_string_to_metric_families(response.text)
+                for sample in family.samples
+                if sample.name == "kanalhub_contacts_total"
+            )
+        )
+
+    async def settle(self, expected: int, within: float = 120.0, quiet: float = 3.0) -> int:
+        """Wait until the count reaches ``expected``, then ``quiet`` seconds more (so that a
+        count going past it is seen); returns the count."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        count = await self.counted()
+        while count < expected and loop.time() < deadline:
+            await asyncio.sleep(0.25)
+            count = await self.counted()
+        await asyncio.sleep(quiet)
+        return await self.counted()
