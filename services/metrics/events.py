@@ -54,25 +54,28 @@ def handlers(settings: HubSettings) -> dict[EventType, Handler]:
 
     async def session_completed(event: CloudEvent, tx: Transaction) -> None:
         assert isinstance(event.data, SessionCompleted)
-        store.add_contacts(tx.pipe, domain.tallies_of_session_completed(event.data))
-        store.add_session(tx.pipe, event.data.district, "completed", event.data.help)
+        store.add_contacts(store.counts(tx), domain.tallies_of_session_completed(event.data))
+        store.add_session(store.counts(tx), event.data.district, "completed", event.data.help)
 
     async def session_abandoned(event: CloudEvent, tx: Transaction) -> None:
         assert isinstance(event.data, SessionAbandoned)
-        store.add_abandonment(tx.pipe, domain.abandonment_of(event.data))
-        store.add_session(tx.pipe, event.data.district, "abandoned", event.data.help)
+        store.add_abandonment(store.counts(tx), domain.abandonment_of(event.data))
+        store.add_session(store.counts(tx), event.data.district, "abandoned", event.data.help)
 
     async def session_referred(event: CloudEvent, tx: Transaction) -> None:
         assert isinstance(event.data, SessionReferred)
-        store.add_contacts(tx.pipe, domain.tallies_of_session_referred(event.data))
-        store.add_session(tx.pipe, event.data.district, "referred", event.data.help)
+        store.add_contacts(store.counts(tx), domain.tallies_of_session_referred(event.data))
+        store.add_session(store.counts(tx), event.data.district, "referred", event.data.help)
 
     async def contact_recorded(event: CloudEvent, tx: Transaction) -> None:
         assert isinstance(event.data, ContactRecorded)
         contact = event.data
-        store.add_contacts(tx.pipe, domain.tallies_of_contact_recorded(contact))
+        store.add_contacts(store.counts(tx), domain.tallies_of_contact_recorded(contact))
         store.add_mobile_contact(
-            tx.pipe, contact.district, domain.local_day(contact.at), contact.onboarded_to_digital
+            store.counts(tx),
+            contact.district,
+            domain.local_day(contact.at),
+            contact.onboarded_to_digital,
         )
 
     async def count_reported(event: CloudEvent, tx: Transaction) -> None:
@@ -92,7 +95,7 @@ def handlers(settings: HubSettings) -> dict[EventType, Handler]:
         request = event.data
         district = await district_of_entry(tx, request.entry_id)
         store.add_help_request(
-            tx.pipe, district, request.channel, domain.local_day(request.requested_at)
+            store.counts(tx), district, request.channel, domain.local_day(request.requested_at)
         )
 
     async def help_answered(event: CloudEvent, tx: Transaction) -> None:
@@ -101,7 +104,12 @@ def handlers(settings: HubSettings) -> dict[EventType, Handler]:
         district = await district_of_entry(tx, answer.entry_id)
         wait = (answer.answered_at - answer.requested_at).total_seconds()
         store.add_help_answer(
-            tx.pipe, district, answer.channel, domain.local_day(answer.answered_at), wait
+            tx.pipe,
+            store.counts(tx),
+            district,
+            answer.channel,
+            domain.local_day(answer.answered_at),
+            wait,
         )
 
     def visit_handler(state: str) -> Handler:

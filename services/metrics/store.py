@@ -31,7 +31,9 @@ KVIK, mobile and registry figures:
 - ``report:<day>`` - ``source|district|service`` -> ``self_service,assisted`` of the last
   external report with that key (for replace semantics).
 
-Writes are queued on the consumer's MULTI pipeline, so they commit with the dedupe mark.
+Writes are queued on the consumer's MULTI pipeline, so they commit with the dedupe mark; counter
+changes are first summed over the transaction (``counts``), so a batch costs one HINCRBY per
+field it changes, not one per event.
 Scripts that read (a report's previous figure, a visit's previous state) run on the server
 inside that transaction, in order, so two events for the same key in one batch see each other.
 """
@@ -39,6 +41,7 @@ inside that transaction, in order, so two events for the same key in one batch s
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -56,6 +59,7 @@ from services.contracts import (
     HelpChannel,
 )
 from services.metrics.domain import Abandonment, CellKey, ContactCount, Period, period_name
+from services.plumbing.consumer import Transaction
 from services.plumbing.settings import HubSettings
 
 SERVICE = "metrics"
@@ -213,8 +217,13 @@ class MetricsStore:
 
     # -- writes, queued on a MULTI pipeline ----------------------------------------------------
 
-    def add_contacts(self, pipe: Pipeline, contacts: Iterable[ContactCount]) -> None:
-        """Count ``contacts`` in every rollup when ``pipe`` executes."""
+    def counts(self, tx: Transaction) -> Counts:
+        """The transaction's counter changes, summed and queued once just before it executes
+        (a batch's 500 increments of one field become one HINCRBY)."""
+        return tx.gather("metrics-counts", Counts, flush_counts)
+
+    def add_contacts(self, counts: Counts, contacts: Iterable[ContactCount]) -> None:
+        """Count ``contacts`` in every rollup."""
         totals = self.key("totals")
         for contact in contacts:
             cell = cell_field(
@@ -222,21 +231,18 @@ class MetricsStore:
             )
             mix = mix_field(contact.district, contact.channel, contact.mode)
             for period in Period:
-                pipe.hincrby(self.rollup_key("cells", period, contact.day), cell, contact.count)
-                pipe.hincrby(self.rollup_key("mix", period, contact.day), mix, contact.count)
-            pipe.hincrby(totals, mix, contact.count)
+                counts[(self.rollup_key("cells", period, contact.day), cell)] += contact.count
+                counts[(self.rollup_key("mix", period, contact.day), mix)] += contact.count
+            counts[(totals, mix)] += contact.count
 
-    def add_abandonment(self, pipe: Pipeline, abandonment: Abandonment) -> None:
-        """Count one abandoned session when ``pipe`` executes."""
-        pipe.hincrby(
-            self.key("abandoned", abandonment.day.isoformat()),
-            SEP.join((abandonment.district, abandonment.service)),
-            1,
-        )
+    def add_abandonment(self, counts: Counts, abandonment: Abandonment) -> None:
+        """Count one abandoned session."""
+        key = self.key("abandoned", abandonment.day.isoformat())
+        counts[(key, SEP.join((abandonment.district, abandonment.service)))] += 1
 
-    def add_session(self, pipe: Pipeline, district: District, outcome: str, help: str) -> None:
+    def add_session(self, counts: Counts, district: District, outcome: str, help: str) -> None:
         """Count one KVIK session by outcome and help (since the beginning)."""
-        pipe.hincrby(self.key("kvik", "sessions"), SEP.join((district, outcome, help)), 1)
+        counts[(self.key("kvik", "sessions"), SEP.join((district, outcome, help)))] += 1
 
     def replace_report(self, pipe: Pipeline, report: CountReported) -> None:
         """When ``pipe`` executes: make ``report`` the figure for its key, moving every rollup
@@ -262,17 +268,17 @@ class MetricsStore:
         )
 
     def add_help_request(
-        self, pipe: Pipeline, district: District, channel: HelpChannel, day: dt.date
+        self, counts: Counts, district: District, channel: HelpChannel, day: dt.date
     ) -> None:
         """Count one request for staff help."""
-        pipe.hincrby(self.key("kvik", "help", "requests"), SEP.join((district, channel)), 1)
-        pipe.hincrby(
-            self.key("kvik", "help", day.isoformat()), SEP.join((district, channel, "requested")), 1
-        )
+        counts[(self.key("kvik", "help", "requests"), SEP.join((district, channel)))] += 1
+        day_key = self.key("kvik", "help", day.isoformat())
+        counts[(day_key, SEP.join((district, channel, "requested")))] += 1
 
     def add_help_answer(
         self,
         pipe: Pipeline,
+        counts: Counts,
         district: District,
         channel: HelpChannel,
         day: dt.date,
@@ -282,13 +288,13 @@ class MetricsStore:
         wait_key = self.key("kvik", "help", "wait")
         for bound in HELP_WAIT_BUCKETS:
             if wait_seconds <= bound:
-                pipe.hincrby(wait_key, f"{channel}{SEP}{bound:g}", 1)
-        pipe.hincrby(wait_key, f"{channel}{SEP}+Inf", 1)
-        pipe.hincrby(wait_key, f"{channel}{SEP}count", 1)
+                counts[(wait_key, f"{channel}{SEP}{bound:g}")] += 1
+        counts[(wait_key, f"{channel}{SEP}+Inf")] += 1
+        counts[(wait_key, f"{channel}{SEP}count")] += 1
         pipe.hincrbyfloat(wait_key, f"{channel}{SEP}sum", wait_seconds)
         day_key = self.key("kvik", "help", day.isoformat())
-        pipe.hincrby(day_key, SEP.join((district, channel, "answered")), 1)
-        pipe.hincrby(day_key, SEP.join((district, channel, "wait_ms")), round(wait_seconds * 1000))
+        counts[(day_key, SEP.join((district, channel, "answered")))] += 1
+        counts[(day_key, SEP.join((district, channel, "wait_ms")))] += round(wait_seconds * 1000)
 
     def set_kiosk(
         self, pipe: Pipeline, kiosk_id: str, state: str, entry_id: str, district: District
@@ -319,14 +325,14 @@ class MetricsStore:
         )
 
     def add_mobile_contact(
-        self, pipe: Pipeline, district: District, day: dt.date, onboarded: bool
+        self, counts: Counts, district: District, day: dt.date, onboarded: bool
     ) -> None:
         """Count a mobile contact for utilisation, and a digital onboarding if there was one."""
         day_key = self.key("mobile", "day", day.isoformat())
-        pipe.hincrby(day_key, f"{district}{SEP}contacts", 1)
+        counts[(day_key, f"{district}{SEP}contacts")] += 1
         if onboarded:
-            pipe.hincrby(day_key, f"{district}{SEP}onboarded", 1)
-            pipe.hincrby(self.key("mobile", "totals"), f"{district}{SEP}onboarded", 1)
+            counts[(day_key, f"{district}{SEP}onboarded")] += 1
+            counts[(self.key("mobile", "totals"), f"{district}{SEP}onboarded")] += 1
 
     def upsert_entry(self, pipe: Pipeline, entry: EntryUpserted) -> None:
         """Keep a registry entry's kind, district and status."""
@@ -459,6 +465,17 @@ class MetricsStore:
         """One registry entry, or None when the registry has not told of it."""
         raw = await redis.hget(self.key("entries"), entry_id)
         return None if raw is None else _parse_entry(_text(raw))
+
+
+Counts = Counter[tuple[str, str]]
+"""Increments by (hash key, field), summed over a transaction before they are queued."""
+
+
+def flush_counts(pipe: Pipeline, counts: Counts) -> None:
+    """Queue one HINCRBY per (key, field) that changed."""
+    for (key, field), change in counts.items():
+        if change:
+            pipe.hincrby(key, field, change)
 
 
 def _parse_entry(text: str) -> RegistryEntry:
