@@ -1,0 +1,250 @@
+"""A running mobile app (lifespan, consumer, relay) per test, an HTTP client, a producer that
+stands in for the registry and metrics services, and a reader of the mobile topic."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+from fastapi import FastAPI
+
+from services.contracts import (
+    CloudEvent,
+    DistrictShareChanged,
+    EntryUpserted,
+    EventType,
+    SiteUpserted,
+    Topic,
+    decode_event,
+    new_event,
+)
+from services.contracts.reference import District
+from services.mobile.app import create_app
+from services.mobile.domain import COPENHAGEN
+from services.mobile.settings import MobileSettings
+from services.mobile.store import MobileStore
+from services.plumbing.auth import mint_token
+from services.plumbing.producer import EventProducer
+from services.plumbing.runtime import ServiceRuntime
+from services.plumbing.settings import HubSettings
+
+STAFF_A = "staff-a1b2c3"
+STAFF_B = "staff-d4e5f6"
+
+# Two ad-hoc places about 9 km apart: Vanløse station and Amager Strand station.
+VANLOSE = {
+    "name": "Vanløse Station",
+    "district": "vanlose",
+    "latitude": 55.6873,
+    "longitude": 12.4913,
+    "kind": "train_station",
+}
+AMAGER = {
+    "name": "Amager Strand Station",
+    "district": "amager-ost",
+    "latitude": 55.6587,
+    "longitude": 12.6267,
+    "kind": "train_station",
+}
+
+
+@dataclass
+class Mobile:
+    """One mobile app under test."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+    settings: HubSettings
+    producer: EventProducer
+    planner: dict[str, str]
+    """Authorization header with ``mobile:plan``."""
+
+    @property
+    def store(self) -> MobileStore:
+        store: MobileStore = self.app.state.mobile_store
+        return store
+
+    @property
+    def runtime(self) -> ServiceRuntime:
+        runtime: ServiceRuntime = self.app.state.runtime
+        return runtime
+
+    async def post(self, path: str, body: Any = None, **headers: str) -> httpx.Response:
+        """POST as the planner."""
+        return await self.client.post(path, json=body, headers={**self.planner, **headers})
+
+    async def plan(self, **body: Any) -> httpx.Response:
+        """POST /visits with sensible defaults (an ad-hoc place, staff A, a passport service)."""
+        doc: dict[str, Any] = {"place": VANLOSE, "services": ["passport"], "staff": [STAFF_A]}
+        doc.update(body)
+        return await self.post("/visits", doc)
+
+    async def publish(self, *events: CloudEvent) -> None:
+        """Publish events as their own service would."""
+        for event in events:
+            await self.producer.publish(event)
+
+    async def handled(self) -> int:
+        """How many distinct events the consumer has stored (its dedupe marks)."""
+        return len(await self.runtime.redis.keys(self.settings.key("mobile", "seen", "*")))
+
+    async def wait_handled(self, count: int, within: float = 20.0) -> None:
+        """Wait until ``count`` distinct events are stored."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while await self.handled() < count:
+            assert loop.time() < deadline, f"only {await self.handled()} of {count} handled"
+            await asyncio.sleep(0.05)
+
+    async def nothing_staged(self) -> bool:
+        """True when nothing was ever written to the outbox (so no event was published)."""
+        stream = self.runtime.outbox.stream
+        if not await self.runtime.redis.exists(stream):
+            return True
+        info = await self.runtime.redis.xinfo_stream(stream)
+        return info["last-generated-id"] in (b"0-0", "0-0")
+
+    async def events(self, expect: int, quiet: float = 0.3) -> list[CloudEvent]:
+        """Everything on this test's mobile topic: at least ``expect`` events, then whatever
+        arrives within ``quiet`` seconds more (so "exactly one" can be checked)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while await self.runtime.outbox.depth() > 0:
+            assert loop.time() < deadline, "the relay did not drain the outbox"
+            await asyncio.sleep(0.05)
+        consumer = AIOKafkaConsumer(
+            self.settings.topic(Topic.MOBILE),
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+        )
+        await consumer.start()
+        found: list[CloudEvent] = []
+        try:
+            while len(found) < expect and loop.time() < deadline:
+                batch = await consumer.getmany(timeout_ms=300)
+                found.extend(decode_event(r.value) for rs in batch.values() for r in rs)
+            quiet_until = loop.time() + quiet
+            while loop.time() < quiet_until:
+                batch = await consumer.getmany(timeout_ms=200)
+                found.extend(decode_event(r.value) for rs in batch.values() for r in rs)
+        finally:
+            await consumer.stop()
+        return found
+
+
+def auth(settings: HubSettings, *roles: str) -> dict[str, str]:
+    """An Authorization header with a development token carrying ``roles``."""
+    return {"Authorization": f"Bearer {mint_token(settings, 'planner-3f9a', roles)}"}
+
+
+async def running(settings: MobileSettings) -> AsyncIterator[Mobile]:
+    """A started mobile app and producer on ``settings``."""
+    app = create_app(settings)
+    producer = EventProducer(settings.hub, client_id="test-publisher")
+    async with app.router.lifespan_context(app):
+        runtime: ServiceRuntime = app.state.runtime
+        await asyncio.wait_for(runtime.kafka_connected.wait(), 30)
+        await producer.start()
+        transport = httpx.ASGITransport(app=app)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://mobile") as client:
+                yield Mobile(app, client, settings.hub, producer, auth(settings.hub, "mobile:plan"))
+        finally:
+            await producer.stop()
+
+
+@pytest.fixture
+async def mobile(hub_settings: HubSettings) -> AsyncIterator[Mobile]:
+    """A mobile app consuming this test's topics (15 km/h, 15 min buffer)."""
+    async for app in running(MobileSettings(hub=hub_settings)):
+        yield app
+
+
+def future_day(weekday: int, weeks: int = 2) -> dt.date:
+    """A ``weekday`` (0 = Monday) at least ``weeks`` weeks from today."""
+    day = dt.datetime.now(COPENHAGEN).date() + dt.timedelta(weeks=weeks)
+    return day + dt.timedelta(days=(weekday - day.weekday()) % 7)
+
+
+def local(day: dt.date, clock: str) -> str:
+    """ISO time without offset: Copenhagen wall-clock time on ``day``."""
+    return f"{day.isoformat()}T{clock}:00"
+
+
+def site_event(site_id: str = "site-fisketorvet", version: int = 1) -> CloudEvent:
+    """A registry site in Vesterbro/Kongens Enghave."""
+    return new_event(
+        EventType.REGISTRY_SITE_UPSERTED,
+        SiteUpserted(
+            site_id=site_id,
+            version=version,
+            name="Fisketorvet indkøbscenter",
+            address={"street": "Kalvebod Brygge 59", "postal_code": "1560", "city": "København V"},
+            district=District.VESTERBRO_KONGENS_ENGHAVE,
+            latitude=55.6617,
+            longitude=12.5605,
+            owner="okf",
+        ),
+        source="/kanalhub/registry",
+    )
+
+
+def entry_event(
+    site_id: str = "site-fisketorvet", opens: str = "10:00", closes: str = "16:00"
+) -> CloudEvent:
+    """A staffed mobile stop at the site, open Monday to Friday ``opens``-``closes``."""
+    return new_event(
+        EventType.REGISTRY_ENTRY_UPSERTED,
+        EntryUpserted(
+            entry_id=f"entry-{site_id}",
+            version=1,
+            site_id=site_id,
+            name="Mobil Borgerservice Fisketorvet",
+            kind="mobile_stop",
+            entry_type="service_and_offers",
+            administration="okf",
+            coverage="local",
+            district=District.VESTERBRO_KONGENS_ENGHAVE,
+            services=("passport",),
+            staff_help=("in_person",),
+            status="open",
+            opening_hours={
+                "weekly": [{"weekday": d, "opens": opens, "closes": closes} for d in range(5)]
+            },
+        ),
+        source="/kanalhub/registry",
+    )
+
+
+def share_event(district: District, share: float, minute: int = 0) -> CloudEvent:
+    """The metrics service's word on a district's digital share over the last 30 days."""
+    today = dt.datetime.now(dt.UTC).date()
+    return new_event(
+        EventType.METRICS_DISTRICT_SHARE_CHANGED,
+        DistrictShareChanged(
+            district=district,
+            window_days=30,
+            first_day=today - dt.timedelta(days=29),
+            last_day=today,
+            self_service=int(share * 1000),
+            assisted=1000 - int(share * 1000),
+            share=share,
+            computed_at=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=minute),
+        ),
+        source="/kanalhub/metrics",
+    )
+
+
+async def with_site(mobile: Mobile) -> None:
+    """Publish the Fisketorvet site and its entry, and wait until the copy has both."""
+    before = await mobile.handled()
+    await mobile.publish(site_event(), entry_event())
+    await mobile.wait_handled(before + 2)
