@@ -133,7 +133,7 @@ class Simulator:
         await asyncio.gather(*uploads)
 
     async def _upload(self, kiosk: Kiosk, sessions: list[KioskSession], day: dt.date) -> None:
-        body = {"sessions": [_session_body(kiosk, s) for s in sessions]}
+        body = {"sessions": [session_body(kiosk, s) for s in sessions]}
         response = await self._post(
             f"{self._endpoints.kvik}/sessions/batch",
             body,
@@ -252,7 +252,8 @@ class Simulator:
         return self.books
 
 
-def _session_body(kiosk: Kiosk, session: KioskSession) -> dict[str, Any]:
+def session_body(kiosk: Kiosk, session: KioskSession) -> dict[str, Any]:
+    """The kvik service's JSON body for ``session`` posted by ``kiosk``."""
     body: dict[str, Any] = {
         "session_id": session.session_id,
         "kiosk_id": kiosk.kiosk_id,
