@@ -284,7 +284,8 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def _document_problems(app: FastAPI) -> None:
-    """Register the problem schema in the OpenAPI document and describe 422 as a problem.
+    """Register the problem schema in the OpenAPI document and describe 422 as a problem;
+    every operation with a body also documents 400 (not JSON) and 413 (over the size limit).
 
     FastAPI only registers schemas it finds in ``model`` entries, and those it files under
     ``application/json``; errors here are ``application/problem+json``. FastAPI also documents
@@ -304,6 +305,10 @@ def _document_problems(app: FastAPI) -> None:
         schemas["ProblemDetail"] = problem_schema
         validation_ref = f"{_SCHEMA_REF}HTTPValidationError"
         for operation in _operations(document):
+            if "requestBody" in operation:
+                # A body that is not JSON at all never reaches validation: FastAPI answers 400.
+                operation["responses"].setdefault("400", problem_responses(400)[400])
+                operation["responses"].setdefault("413", problem_responses(413)[413])
             response = operation.get("responses", {}).get("422")
             if response is None:
                 continue
