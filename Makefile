@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run bench test test-unit test-integration test-e2e lint typecheck schemas tokens tools up down logs clean
+.PHONY: setup run kiosk-sim bench test test-unit test-integration test-e2e test-faults lint typecheck schemas dashboards tokens tools up down logs clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("kanalhub needs Python 3.11 or newer, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)                    ## install everything into ./.venv
 
-run: $(STAMP)                      ## the whole hub, embedded: broker + Valkey + four services (Ctrl-C stops)
-	$(BIN)/kanalhub run
+run: $(STAMP)                      ## the whole hub, embedded: broker + Valkey + four services (Ctrl-C stops); SIMULATE=1 adds live traffic
+	$(BIN)/kanalhub run $(if $(SIMULATE),--simulate,)
+
+kiosk-sim: $(STAMP)                ## simulated kiosks posting live sessions to a running `make run` (KIOSKS=10 RATE=5)
+	$(BIN)/kanalhub kiosk-sim --kiosks $(or $(KIOSKS),10) --rate $(or $(RATE),5) --duration $(or $(DURATION),600)
 
 test: $(STAMP) lint typecheck tools ## everything CI runs: lint, types, unit, integration, e2e
 	$(BIN)/pytest
@@ -30,6 +33,9 @@ test-integration: $(STAMP)         ## against the real embedded broker and Valke
 test-e2e: $(STAMP)                 ## the whole hub as separate processes
 	$(BIN)/pytest tests/e2e
 
+test-faults: $(STAMP)              ## the fault suite: kill broker/consumers/replicas mid-load, check the books
+	$(BIN)/pytest -m faults tests/faults
+
 lint: $(STAMP)                     ## ruff
 	$(BIN)/ruff check services tests bench
 	$(BIN)/ruff format --check services tests bench
@@ -40,14 +46,17 @@ typecheck: $(STAMP)                ## mypy on the shared packages
 schemas: $(STAMP)                  ## regenerate JSON Schemas + AsyncAPI from the event models
 	$(BIN)/kanalhub schemas
 
+dashboards: $(STAMP)               ## regenerate the Grafana dashboards JSON from services/hub/dashboards.py
+	$(BIN)/kanalhub dashboards
+
 bench: $(STAMP)                    ## benchmarks: prints a table, writes JSON to bench/results/
 	$(BIN)/python -m bench.run
 
 tokens: $(STAMP)                   ## print development JWTs for every role
 	$(BIN)/kanalhub tokens
 
-tools:                             ## promtool for the deploy checks (Debian package prometheus; installs when root)
-	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } || echo 'promtool missing and not root: apt-get install prometheus (the promtool check skips)'
+tools:                             ## promtool + prometheus (deploy checks, panel test) and headless Chromium (page test); Debian packages, installed when root
+	@command -v promtool >/dev/null && command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus chromium >/dev/null; } || echo 'promtool/chromium missing and not root: apt-get install prometheus chromium (those tests skip)'
 
 up:                                ## the production stack in Docker: Kafka, Valkey, the services, Prometheus, Grafana (README: Production)
 	docker compose up --detach --build --wait

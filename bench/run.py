@@ -1,8 +1,10 @@
 """``python -m bench.run``: start the embedded broker and Valkey, run the benchmark suites, print
 a table per suite and write ``bench/results/<suite>-<time>.json`` (and ``<suite>-latest.json``).
 
-Suites: ``plumbing`` (outbox, relay, consumer loop, end to end) and ``metrics`` (aggregation,
-memory, share query vs SQLite)."""
+Suites: ``plumbing`` (outbox, relay, consumer loop, end to end), ``metrics`` (aggregation,
+memory, share query vs SQLite), ``kvik`` (single session posts and batch upload through one
+kvik service process) and ``hub`` (a year of Copenhagen through the four services as processes,
+with their own broker and Valkey)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from uuid import uuid4
 from rich.console import Console
 from rich.table import Table
 
+from bench import hub as hub_bench
+from bench import kvik as kvik_bench
 from bench import machine, plumbing
 from bench import metrics as metrics_bench
 from services.hub.embedded import DEFAULT_BROKER, ValkeyProcess, free_port, make_broker
@@ -28,7 +32,9 @@ FULL_SIZE = 20_000
 TINY_SIZE = 200
 RAW_CONTACTS = 1_000_000
 """Raw contacts on both sides of the share-query comparison (the issue's 1 million)."""
-SUITES = ("plumbing", "metrics")
+SUITES = ("plumbing", "metrics", "kvik", "hub")
+YEAR_DAYS = 365
+"""Days of Copenhagen the ``hub`` suite sends through the whole hub (3 with ``--tiny``)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,10 +89,25 @@ def main(argv: list[str] | None = None) -> int:
                     outcomes["metrics"] = asyncio.run(
                         metrics_bench.run_all(metrics_settings, count, raw_contacts)
                     )
+            if "kvik" in suites:
+                kvik_settings = settings.model_copy(
+                    update={
+                        "topic_suffix": f"{settings.topic_suffix}k",
+                        "key_prefix": f"{settings.key_prefix}k",
+                    }
+                )
+                with console.status(f"kvik benchmarks, {count} sessions each"):
+                    outcomes["kvik"] = asyncio.run(
+                        kvik_bench.run_all(kvik_settings, count, Path(scratch))
+                    )
         finally:
             relaxed.stop()
             valkey.stop()
             broker.stop()
+        if "hub" in suites:
+            days = 3 if args.tiny else YEAR_DAYS
+            with console.status(f"{days} days of Copenhagen through the whole hub"):
+                outcomes["hub"] = asyncio.run(hub_bench.run_all(days, 5 if args.tiny else 100))
     host = machine.describe()
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import importlib
+import os
 import signal
 from enum import StrEnum
 from pathlib import Path
@@ -44,11 +46,18 @@ def _load(path: str) -> Any:
 
 
 @app.command()
-def run() -> None:
+def run(
+    simulate: Annotated[
+        bool, typer.Option(help="Also send simulated kiosk and intake traffic, live.")
+    ] = False,
+) -> None:
     """Start the whole hub on this machine: broker, Valkey, the four services (Ctrl-C stops)."""
     from services.hub.launcher import LauncherSettings, run_hub
 
-    raise typer.Exit(run_hub(LauncherSettings()))
+    settings = LauncherSettings()
+    if simulate:
+        settings = settings.model_copy(update={"simulate": True})
+    raise typer.Exit(run_hub(settings))
 
 
 @app.command()
@@ -124,6 +133,31 @@ def schemas(
 
 
 @app.command()
+def dashboards(
+    root: Annotated[
+        Path, typer.Option(help="Repository root to write deploy/grafana into.")
+    ] = Path(),
+    check: Annotated[
+        bool, typer.Option(help="Only report files that differ; exit 1 if any.")
+    ] = False,
+) -> None:
+    """Regenerate the Grafana dashboards (deploy/grafana/dashboards/*.json) from their code."""
+    try:
+        from services.hub.dashboards import stale, write
+    except ModuleNotFoundError as error:  # grafana-foundation-sdk is a dev dependency
+        typer.echo(f"kanalhub dashboards needs the dev extras ({error}): make setup", err=True)
+        raise typer.Exit(2) from None
+
+    if check:
+        differing = stale(root)
+        for name in differing:
+            console.print(f"[red]out of date:[/red] {name} (run `make dashboards`)")
+        raise typer.Exit(1 if differing else 0)
+    for path in write(root):
+        console.print(f"wrote {path}")
+
+
+@app.command()
 def topics() -> None:
     """Create the contract topics on the configured broker (idempotent)."""
     from services.plumbing.settings import HubSettings
@@ -132,6 +166,42 @@ def topics() -> None:
     settings = HubSettings()
     created = asyncio.run(ensure_topics(settings))
     console.print(f"created: {', '.join(created) or 'none (all exist)'}")
+
+
+@app.command("kiosk-sim")
+def kiosk_sim(
+    kiosks: Annotated[int, typer.Option(min=1, help="Simulated kiosks.")] = 10,
+    rate: Annotated[float, typer.Option(min=0.1, help="Sessions per second, all kiosks.")] = 5.0,
+    duration: Annotated[float, typer.Option(min=1, help="Seconds to run.")] = 60.0,
+    offline: Annotated[
+        float, typer.Option(min=0, max=1, help="Chance per session that a kiosk goes offline.")
+    ] = 0.01,
+    kvik_url: str = "http://127.0.0.1:8002",
+    registry_url: str = "http://127.0.0.1:8001",
+) -> None:
+    """Simulate kiosks at the registry's KVIK points posting sessions to a running hub."""
+    from rich.progress import Progress
+
+    from services.kvik.simulator import Tally, simulate
+
+    with Progress(console=console) as bar:
+        task = bar.add_task("kiosk sessions", total=duration)
+
+        def show(tally: Tally, elapsed: float) -> None:
+            bar.update(
+                task,
+                completed=elapsed,
+                description=f"posted {tally.posted}, uploaded {tally.uploaded}, "
+                f"refused {tally.refused}, offline spells {tally.offline_spells}",
+            )
+
+        tally = asyncio.run(
+            simulate(kvik_url, registry_url, kiosks, rate, duration, offline, progress=show)
+        )
+    console.print(
+        f"sessions posted {tally.posted}, uploaded after offline {tally.uploaded}, "
+        f"refused {tally.refused}"
+    )
 
 
 registry_app = typer.Typer(help="Registry operations.", no_args_is_help=True)
@@ -147,6 +217,96 @@ def registry_replay() -> None:
 
     count = asyncio.run(replay(RegistrySettings()))
     console.print(f"staged {count} events in the registry outbox")
+
+
+@app.command()
+def simulate(
+    days: Annotated[int, typer.Option(help="Replay this many days up to yesterday.")] = 365,
+    realtime: Annotated[
+        bool, typer.Option(help="After 8 weeks of history, post today's sessions live.")
+    ] = False,
+    speed: Annotated[float, typer.Option(help="Realtime: this many times the clock.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="The same seed gives the same traffic.")] = 2026,
+) -> None:
+    """Drive the running hub with Copenhagen's traffic: KVIK kiosks at the registry's KVIK
+    points and the digital platform's and contact centre's daily counts (docs/simulation.md)."""
+    from rich.progress import Progress
+
+    from services.hub.simulate import Simulator
+    from services.plumbing.settings import HubSettings
+
+    async def go(bar: Progress) -> None:
+        task = bar.add_task("simulating", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        from services.hub.launcher import SERVICES as DEFAULT_PORTS
+        from services.hub.simulate import Endpoints
+
+        def url(name: str) -> str:
+            port = os.environ.get(f"KANALHUB_{name.upper()}_PORT", DEFAULT_PORTS[name])
+            return f"http://127.0.0.1:{port}"
+
+        endpoints = Endpoints(registry=url("registry"), kvik=url("kvik"), metrics=url("metrics"))
+        simulator = Simulator(HubSettings(), endpoints, seed=seed)
+        try:
+            if realtime:
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+                loop.add_signal_handler(signal.SIGINT, stop.set)
+                loop.add_signal_handler(signal.SIGTERM, stop.set)
+                books = await simulator.realtime(stop, speed=speed, progress=progress)
+            else:
+                today = dt.datetime.now(dt.UTC).date()
+                first = today - dt.timedelta(days=days)
+                books = await simulator.replay(first, today - dt.timedelta(days=1), progress)
+        finally:
+            await simulator.close()
+        console.print(
+            f"accepted: {books.contacts:,} contacts ({books.sessions_accepted:,} of "
+            f"{books.sessions_sent:,} KVIK sessions, {books.intake_lines:,} intake lines)"
+        )
+
+    with Progress(console=console) as bar:
+        asyncio.run(go(bar))
+
+
+metrics_app = typer.Typer(help="Metrics operations.", no_args_is_help=True)
+app.add_typer(metrics_app, name="metrics")
+
+
+@metrics_app.command("rebuild")
+def metrics_rebuild() -> None:
+    """Drop the metrics aggregates and recompute them from the topics (stop the metrics
+    service first)."""
+    from rich.progress import Progress
+
+    from services.metrics.commands import rebuild
+    from services.metrics.settings import MetricsSettings
+
+    with Progress(console=console) as bar:
+        task = bar.add_task("replaying events", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        count = asyncio.run(rebuild(MetricsSettings(), progress))
+    console.print(f"rebuilt the aggregates from {count} events")
+
+
+@metrics_app.command("redrive")
+def metrics_redrive(
+    reason: Annotated[
+        str | None, typer.Option(help="Only dead letters with this reason, e.g. unknown_entry.")
+    ] = None,
+) -> None:
+    """Re-publish the metrics service's dead letters to their original topics."""
+    from services.metrics.commands import redrive
+    from services.metrics.settings import MetricsSettings
+
+    count = asyncio.run(redrive(MetricsSettings(), reason))
+    console.print(f"re-published {count} dead letters")
 
 
 def main() -> None:

@@ -54,6 +54,8 @@ class LauncherSettings(BaseSettings):
     host: str = "127.0.0.1"
     ready_timeout_seconds: float = Field(default=60.0, gt=0)
     topic_partitions: int = Field(default=3, ge=1)
+    simulate: bool = False
+    """Also run ``kanalhub simulate --realtime`` once the hub is ready, for a live demo."""
 
 
 class ServiceProcess(ManagedProcess):
@@ -189,9 +191,14 @@ def run_hub(launcher: LauncherSettings) -> int:
             for service in services:
                 service.wait_ready(max(1.0, deadline - time.monotonic()))
         _print_welcome(launcher, hub, services, broker.log_path, data_dir)
+        if launcher.simulate:
+            simulator = _start_simulator(launcher, hub, service_ports, data_dir / "logs")
+            started.append(simulator)
+            console.print(f"simulated kiosks and intake running; log: {simulator.log_path}")
         while True:
             for process in started:
-                if not process.is_running:
+                # the simulator may finish (its day is over); the hub goes on without it
+                if not process.is_running and process.name != "simulator":
                     console.print(
                         f"[red]{process.name} exited unexpectedly[/red]; see {process.log_path}. "
                         "Stopping the hub."
@@ -211,6 +218,23 @@ def run_hub(launcher: LauncherSettings) -> int:
             process.stop()
         console.print("all stopped")
     return exit_code
+
+
+def _start_simulator(
+    launcher: LauncherSettings, hub: HubSettings, ports: dict[str, int], log_dir: Path
+) -> ManagedProcess:
+    env = _service_env(launcher, hub, "simulator", 0)
+    simulator = ManagedProcess(
+        name="simulator",
+        host=launcher.host,
+        port=ports["kvik"],
+        data_dir=log_dir,
+        command=[sys.executable, "-m", "services.hub.cli", "simulate", "--realtime"],
+        env=env,
+        port_setting="KANALHUB_KVIK_PORT",
+    )
+    simulator.launch()
+    return simulator
 
 
 def _print_welcome(

@@ -46,6 +46,7 @@ class Role(StrEnum):
 
     REGISTRY_WRITE = "registry:write"
     KVIK_ADMIN = "kvik:admin"
+    KVIK_STAFF = "kvik:staff"
     MOBILE_PLAN = "mobile:plan"
     METRICS_INGEST = "metrics:ingest"
     METRICS_READ = "metrics:read"

@@ -27,7 +27,15 @@ def configure_logging(settings: HubSettings, service: str) -> None:
     final: list[Any] = (
         [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
         if settings.log_format == "json"
-        else [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+        else [
+            structlog.dev.ConsoleRenderer(
+                colors=sys.stderr.isatty(),
+                # No local variables in tracebacks: they hold request bodies (possibly personal
+                # data), and rendering them for a deep async stack took seconds of CPU per error,
+                # blocking the event loop into more timeouts and more tracebacks.
+                exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False),
+            )
+        ]
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -2,43 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
-
-import pytest
 
 from tests.unit.deploy.support import DEPLOY, SERVICE_PORTS, compose, host_path, load_yaml
 
 CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
-
-
-@pytest.fixture(scope="session")
-def promtool() -> str:
-    """promtool from the Debian package ``prometheus``; ``make test`` installs it first."""
-    found = shutil.which("promtool")
-    if found:
-        return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.skip(
-            "promtool not found and cannot install it (needs root and apt-get): "
-            "apt-get install prometheus, or run `make tools`"
-        )
-    for command in (
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"],
-    ):
-        subprocess.run(
-            command,
-            check=True,
-            capture_output=True,
-            timeout=300,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        )
-    found = shutil.which("promtool")
-    assert found, "apt-get install prometheus did not provide promtool"
-    return found
 
 
 def test_promtool_accepts_the_config_and_its_rule_files(promtool: str) -> None:

@@ -1,0 +1,308 @@
+"""The kvik service's HTTP routes: parse, authorise, call the service, answer.
+
+Kiosks authenticate with their device token (``Authorization: Bearer kvk_...``), which also
+takes one token from the kiosk's rate-limit bucket. Administrators (``kvik:admin`` or
+``registry:write``) manage kiosks; staff (``kvik:staff`` or ``kvik:admin``) work the help queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request, Security
+from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+from sse_starlette import EventSourceResponse
+
+from services.kvik.schemas import (
+    BatchResult,
+    HeartbeatOut,
+    HelpIn,
+    HelpOut,
+    KioskCredentials,
+    KioskIn,
+    KioskOut,
+    KioskState,
+    SessionEndIn,
+    SessionIn,
+    SessionResult,
+    SessionStartIn,
+    SessionStepsIn,
+)
+from services.kvik.service import Kiosk, KvikService, invalid
+from services.plumbing.auth import DEVICE_TOKEN_PREFIX, CurrentPrincipal, Principal, Role
+from services.plumbing.problems import FieldProblem, Problem, problem_responses
+
+router = APIRouter()
+
+KIOSK_PROBLEMS = problem_responses(401, 403, 409, 413, 422, 429)
+ADMIN_PROBLEMS = problem_responses(401, 403, 404, 409, 422)
+
+_device_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="device",
+    description="A kiosk's device token (kvk_...), shown once when the kiosk is registered.",
+)
+
+
+async def _service(request: Request) -> KvikService:
+    # async on purpose: FastAPI runs a plain-def dependency in a worker thread, and that hop
+    # cost more than the rest of a session post.
+    service: KvikService = request.app.state.kvik
+    return service
+
+
+ServiceDep = Annotated[KvikService, Depends(_service)]
+
+
+async def device_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_device_scheme)],
+) -> str:
+    """FastAPI dependency: the device token of the request (401 without one)."""
+    if credentials is None:
+        raise Problem(
+            401,
+            "token-missing",
+            "Authentication required",
+            detail="Send Authorization: Bearer <device token>.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not credentials.credentials.startswith(DEVICE_TOKEN_PREFIX):
+        # A person's JWT or garbage: refused before the body is looked at, without Redis (a
+        # well-formed device token is checked against Redis where the session is recorded).
+        raise Problem(
+            401,
+            "token-invalid",
+            "Not a device token",
+            detail="Kiosk endpoints take the kiosk's device token (kvk_...), not a person's.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return credentials.credentials
+
+
+DeviceToken = Annotated[str, Depends(device_token)]
+
+
+async def current_kiosk(service: ServiceDep, token: DeviceToken) -> Kiosk:
+    """FastAPI dependency: the kiosk behind the device token (401), within its rate (429)."""
+    return await service.authenticate(token)
+
+
+CurrentKiosk = Annotated[Kiosk, Depends(current_kiosk)]
+
+
+def _any_role(*roles: Role) -> Any:
+    names = " or ".join(role.value for role in roles)
+
+    async def principal_with_any_role(principal: CurrentPrincipal) -> Principal:
+        if not any(principal.has_role(role) for role in roles):
+            raise Problem(
+                403,
+                "role-missing",
+                "Role missing",
+                detail=f"This needs the role {names}, which the token does not carry.",
+            )
+        return principal
+
+    return principal_with_any_role
+
+
+Admin = Annotated[Principal, Depends(_any_role(Role.KVIK_ADMIN, Role.REGISTRY_WRITE))]
+Staff = Annotated[Principal, Depends(_any_role(Role.KVIK_STAFF, Role.KVIK_ADMIN))]
+
+
+def _json(model: BaseModel, status: int) -> Response:
+    return Response(model.model_dump_json(), status_code=status, media_type="application/json")
+
+
+# --- kiosks --------------------------------------------------------------------------------
+
+
+@router.post("/kiosks", tags=["kiosks"], status_code=201, responses=ADMIN_PROBLEMS)
+async def register_kiosk(body: KioskIn, service: ServiceDep, admin: Admin) -> KioskCredentials:
+    """Register a kiosk at an open KVIK point. The device token is in this answer only."""
+    return await service.register(body.entry_id, body.kiosk_id)
+
+
+@router.get("/kiosks/{kiosk_id}", tags=["kiosks"], responses=ADMIN_PROBLEMS)
+async def get_kiosk(kiosk_id: str, service: ServiceDep, admin: Admin) -> KioskOut:
+    """A kiosk: where it stands, whether it is online, its last heartbeat."""
+    return await service.kiosk(kiosk_id)
+
+
+@router.post("/kiosks/{kiosk_id}/token", tags=["kiosks"], responses=ADMIN_PROBLEMS)
+async def rotate_token(kiosk_id: str, service: ServiceDep, admin: Admin) -> KioskCredentials:
+    """Issue a new device token; the old one is refused from now on."""
+    return await service.rotate(kiosk_id)
+
+
+@router.delete("/kiosks/{kiosk_id}/token", tags=["kiosks"], responses=ADMIN_PROBLEMS)
+async def revoke_token(kiosk_id: str, service: ServiceDep, admin: Admin) -> KioskOut:
+    """Revoke the kiosk's token: its next request is refused."""
+    return await service.revoke(kiosk_id)
+
+
+@router.post("/kiosks/{kiosk_id}/heartbeat", tags=["kiosks"], responses=KIOSK_PROBLEMS)
+async def heartbeat(
+    kiosk_id: str, body: KioskState, service: ServiceDep, kiosk: CurrentKiosk
+) -> HeartbeatOut:
+    """A kiosk reports it is alive, with its software version and state."""
+    return await service.heartbeat(kiosk, kiosk_id, body)
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+@router.post(
+    "/sessions",
+    tags=["sessions"],
+    status_code=201,
+    responses={200: {"model": SessionResult, "description": "Recorded before"}, **KIOSK_PROBLEMS},
+)
+async def post_session(body: SessionIn, service: ServiceDep, token: DeviceToken) -> Response:
+    """Record a finished session. Sending it again returns the stored result (200); a different
+    session under the same id is a 409."""
+    # The token is checked inside the recording script (one round trip), not by CurrentKiosk.
+    status, result = await service.record_with_token(token, body)
+    return _json(result, status)
+
+
+@router.post(
+    "/sessions/batch",
+    tags=["sessions"],
+    status_code=207,
+    response_model=BatchResult,
+    responses=KIOSK_PROBLEMS,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["sessions"],
+                        "properties": {
+                            "sessions": {
+                                "type": "array",
+                                "maxItems": 1000,
+                                "items": {"$ref": "#/components/schemas/SessionIn"},
+                            }
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def post_batch(request: Request, service: ServiceDep, kiosk: CurrentKiosk) -> Response:
+    """Upload a backlog of sessions (``{"sessions": [...]}``, at most 1,000). Each item is
+    recorded or refused on its own; the 207 answer has one result per item, in order."""
+    try:
+        document = json.loads(await request.body())
+    except ValueError:
+        raise invalid([FieldProblem(field="body", message="The body is not valid JSON")]) from None
+    if not isinstance(document, dict) or "sessions" not in document:
+        raise invalid([FieldProblem(field="body.sessions", message="Field required")])
+    result = await service.record_batch(kiosk, document["sessions"])
+    return _json(result, 207)
+
+
+@router.post("/sessions/{session_id}/start", tags=["sessions"], responses=KIOSK_PROBLEMS)
+async def start_session(
+    session_id: UUID, body: SessionStartIn, service: ServiceDep, kiosk: CurrentKiosk
+) -> Response:
+    """Stream a session: it started (201; 200 for the same start again)."""
+    status, opened = await service.start(kiosk, session_id, body)
+    return _json(opened, status)
+
+
+@router.post("/sessions/{session_id}/steps", tags=["sessions"], responses=KIOSK_PROBLEMS)
+async def session_steps(
+    session_id: UUID, body: SessionStepsIn, service: ServiceDep, kiosk: CurrentKiosk
+) -> Response:
+    """Stream a session: screens passed, numbered by ``seq`` (any order, repeats are no-ops)."""
+    status, opened = await service.steps(kiosk, session_id, body)
+    return _json(opened, status)
+
+
+@router.post("/sessions/{session_id}/end", tags=["sessions"], responses=KIOSK_PROBLEMS)
+async def end_session(
+    session_id: UUID, body: SessionEndIn, service: ServiceDep, kiosk: CurrentKiosk
+) -> Response:
+    """Stream a session: it ended. Publishes the session's event (201; 200 for a retry)."""
+    status, result = await service.end(kiosk, session_id, body)
+    return _json(result, status)
+
+
+# --- staff help ----------------------------------------------------------------------------
+
+
+@router.post("/help", tags=["help"], status_code=201, responses=KIOSK_PROBLEMS)
+async def request_help(body: HelpIn, service: ServiceDep, kiosk: CurrentKiosk) -> Response:
+    """A citizen asks for staff help by video or phone; queued with the entry's team."""
+    status, request = await service.request_help(kiosk, body)
+    return _json(request, status)
+
+
+@router.get("/help/queues/{queue}", tags=["help"], responses=ADMIN_PROBLEMS)
+async def help_queue(queue: str, service: ServiceDep, staff: Staff) -> list[HelpOut]:
+    """The waiting requests of a queue (``team-<district>`` or ``contact-centre``)."""
+    return await service.queue(queue)
+
+
+@router.get(
+    "/help/queues/{queue}/stream",
+    tags=["help"],
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
+        **ADMIN_PROBLEMS,
+    },
+)
+async def help_queue_stream(
+    queue: str,
+    request: Request,
+    service: ServiceDep,
+    staff: Staff,
+    limit: Annotated[
+        int | None, Query(ge=1, description="Close after this many updates (for tools).")
+    ] = None,
+) -> EventSourceResponse:
+    """The live queue as Server-Sent Events: a ``queue`` event with the whole waiting list
+    whenever it changes (and once at the start)."""
+    await service.queue(queue)  # 404 now, before the stream starts
+    poll = service.settings.help_stream_poll_seconds
+
+    async def updates() -> AsyncIterator[dict[str, str]]:
+        last: str | None = None
+        sent = 0
+        while limit is None or sent < limit:
+            snapshot = json.dumps(
+                [item.model_dump(mode="json") for item in await service.queue(queue)]
+            )
+            if snapshot != last:
+                last = snapshot
+                sent += 1
+                yield {"event": "queue", "data": snapshot}
+                continue
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(poll)
+
+    return EventSourceResponse(updates(), ping=int(service.settings.help_stream_ping_seconds))
+
+
+@router.get("/help/{help_id}", tags=["help"], responses=ADMIN_PROBLEMS)
+async def get_help(help_id: UUID, service: ServiceDep, staff: Staff) -> HelpOut:
+    """One help request, with its wait once answered."""
+    return await service.help_request(str(help_id))
+
+
+@router.post("/help/{help_id}/take", tags=["help"], responses=ADMIN_PROBLEMS)
+async def take_help(help_id: UUID, service: ServiceDep, staff: Staff) -> HelpOut:
+    """Staff take a waiting request; the answer says how long the citizen waited."""
+    return await service.take(str(help_id), staff.subject)

@@ -1,0 +1,36 @@
+"""The kvik service's Prometheus metrics, declared once. Labels are bounded sets."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+# Not kanalhub_kvik_sessions_total: the metrics service exposes that business figure (by
+# district, outcome, help) from the events; this one counts what the kvik API answered.
+SESSIONS = Counter(
+    "kanalhub_kvik_session_posts_total",
+    "Sessions the kvik service answered, by how (single, batch, stream, sweeper) and result "
+    "(created, replayed, refused).",
+    ["via", "result"],
+)
+BATCH_SIZE = Histogram(
+    "kanalhub_kvik_batch_items",
+    "Items per batch upload.",
+    buckets=(1, 10, 50, 100, 250, 500, 1000),
+)
+RATE_LIMITED = Counter(
+    "kanalhub_kvik_rate_limited_total", "Kiosk requests refused by the per-kiosk rate limit."
+)
+KIOSK_TRANSITIONS = Counter(
+    "kanalhub_kvik_kiosk_transitions_total",
+    "Kiosks that went online or offline.",
+    ["to"],
+)
+HELP_WAIT = Histogram(
+    "kanalhub_kvik_help_wait_seconds",
+    "Time from a help request to staff taking it (the time-to-help KPI).",
+    buckets=(5, 15, 30, 60, 120, 300, 600, 1200),
+)
+HELP_ESCALATED = Counter(
+    "kanalhub_kvik_help_escalated_total",
+    "Help requests moved to the contact centre because no one took them in time.",
+)

@@ -1,0 +1,980 @@
+"""The only module of the kvik service that talks to Redis; every key name is defined here.
+
+Keys (under ``<prefix>:kvik:``):
+
+- ``entry:<id>`` - hash, the copy of a registry entry: ``version``, ``kind``, ``district``,
+  ``status``, ``hours`` (opening hours JSON). Upserts older than the stored version are dropped.
+- ``catalogue`` - set of the active service codes; ``catalogue:versions`` - hash code -> version.
+- ``kiosk:<id>`` - hash: ``entry_id``, ``district``, ``token_hash``, ``status`` (active/revoked),
+  ``registered_at``, ``online`` (1/0, absent before the first heartbeat), ``software_version``,
+  ``state``, ``last_seen``. ``kiosks`` - set of the ids. ``token:<sha256>`` - the kiosk id a
+  device token belongs to (deleted on rotation and revocation, so a revoked token fails at once).
+- ``rate:<kiosk>`` - the kiosk's token bucket (``tokens``, ``ts``).
+- ``heartbeats`` - sorted set kiosk -> time of its last heartbeat (ms), for the liveness monitor.
+- ``session:<id>`` - hash: ``state`` (open/ended), ``kiosk_id``, ``entry_id``, ``service``,
+  ``started_at``, ``start_fp``, ``last_at_ms`` (the kiosk's latest time), ``s:<seq>`` (streamed
+  steps), ``rev`` (raised by every change), ``fingerprint`` and ``result`` once ended.
+- ``open`` - sorted set session -> last activity (ms): what the idle sweeper looks at.
+- ``help:<id>`` - hash of a help request; ``helpq:<queue>`` - sorted set of waiting requests.
+
+Every write that publishes an event is one Lua script that checks the current state, changes it
+and XADDs the event to the outbox (``Outbox.entry`` gives the fields): state and event commit
+together or not at all, and two replicas (or two sweepers) racing for the same change cannot
+both win. Scripts that must re-read a record (the end of a streamed session, the sweeper)
+compare its ``rev`` and return ``retry`` when it moved.
+
+The authentication script reads the kiosk and entry keys it finds through the token key, so it
+needs a single Redis/Valkey (or Sentinel) - not Cluster, where those keys would need hash tags.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from services.contracts import CloudEvent
+from services.contracts.payloads.registry import EntryUpserted, OpeningHours
+from services.plumbing.outbox import Outbox
+from services.plumbing.settings import HubSettings
+
+SERVICE = "kvik"
+
+# Stage an event: ``blob`` is the six outbox fields (the order of Outbox.entry) joined by "\n",
+# one script argument instead of six - packing arguments is much of a pipeline's client cost.
+# No field can hold a newline: ids, types, topics and keys are slugs, value and headers are
+# compact JSON, which escapes control characters.
+_STAGE = """
+local function stage(stream, blob)
+  local f = {}
+  local start = 1
+  for i = 1, 5 do
+    local stop = string.find(blob, '\\n', start, true)
+    f[i] = string.sub(blob, start, stop - 1)
+    start = stop + 1
+  end
+  redis.call('XADD', stream, '*', 'id', f[1], 'type', f[2], 'topic', f[3], 'key', f[4],
+    'value', f[5], 'headers', string.sub(blob, start))
+end
+"""
+
+# Who a token belongs to, and one token from that kiosk's bucket (server clock, so replicas
+# agree). Shared by the token check and the one-round-trip session post.
+_KIOSK_AUTH = """
+local function lookup(token_key, base, hash)
+  local kid = redis.call('GET', token_key)
+  if not kid then return {'unknown'} end
+  local k = redis.call('HMGET', base .. 'kiosk:' .. kid, 'status', 'token_hash', 'entry_id',
+    'district')
+  if k[1] ~= 'active' or k[2] ~= hash then return {'revoked'} end
+  local district = redis.call('HGET', base .. 'entry:' .. k[3], 'district')
+  if not district or district == '' then district = k[4] end
+  return {'ok', kid, k[3], district}
+end
+
+local function take(base, kid, rate, burst)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local rk = base .. 'rate:' .. kid
+  local b = redis.call('HMGET', rk, 'tokens', 'ts')
+  rate = tonumber(rate)
+  burst = tonumber(burst)
+  local tokens = tonumber(b[1]) or burst
+  local ts = tonumber(b[2]) or now
+  tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
+  if tokens < 1 then return math.ceil((1 - tokens) * 1000 / rate) end
+  redis.call('HSET', rk, 'tokens', tostring(tokens - 1), 'ts', tostring(now))
+  redis.call('PEXPIRE', rk, math.ceil(burst / rate * 1000) + 1000)
+  return 0
+end
+"""
+
+# KEYS token. ARGV base, token hash, rate, burst.
+_AUTH = (
+    _KIOSK_AUTH
+    + """
+local a = lookup(KEYS[1], ARGV[1], ARGV[2])
+if a[1] ~= 'ok' then return a end
+local wait = take(ARGV[1], a[2], ARGV[3], ARGV[4])
+if wait > 0 then return {'limited', a[2], a[3], a[4], tostring(wait)} end
+return {'ok', a[2], a[3], a[4], '0'}
+"""
+)
+
+# Record a whole session unless its id is taken: the same fingerprint is a replay.
+_RECORD_FN = (
+    _STAGE
+    + """
+local function record(session, kiosk, catalogue, outbox, fp, result, ttl, kid, service, blob)
+  local cur = redis.call('HMGET', session, 'state', 'fingerprint', 'result')
+  if cur[1] then
+    if cur[1] == 'ended' and cur[2] == fp then return {'replay', cur[3]} end
+    return {'conflict', cur[1]}
+  end
+  if redis.call('HGET', kiosk, 'status') ~= 'active' then return {'inactive'} end
+  if redis.call('SISMEMBER', catalogue, service) == 0 then return {'unknown-service'} end
+  redis.call('HSET', session, 'state', 'ended', 'fingerprint', fp, 'result', result,
+    'kiosk_id', kid, 'service', service)
+  redis.call('EXPIRE', session, ttl)
+  stage(outbox, blob)
+  return {'created'}
+end
+"""
+)
+
+# A whole session: KEYS session, kiosk, catalogue, outbox.
+_RECORD = (
+    _RECORD_FN
+    + """
+return record(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5],
+  ARGV[6])
+"""
+)
+
+# A whole session with its token check in the same round trip: KEYS token, session, kiosk,
+# catalogue, outbox. ARGV base, token hash, rate, burst, kiosk, entry, district (what the
+# caller built the event with; 'stale' if the kiosk or its entry changed since), then as
+# _RECORD.
+_RECORD_AS = (
+    _KIOSK_AUTH
+    + _RECORD_FN
+    + """
+local a = lookup(KEYS[1], ARGV[1], ARGV[2])
+if a[1] ~= 'ok' then return a end
+local wait = take(ARGV[1], a[2], ARGV[3], ARGV[4])
+if wait > 0 then return {'limited', tostring(wait)} end
+if a[2] ~= ARGV[5] then return {'forbidden'} end
+if a[3] ~= ARGV[6] or a[4] ~= ARGV[7] then return {'stale'} end
+return record(KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[10], ARGV[5],
+  ARGV[11], ARGV[12])
+"""
+)
+
+# The start of a streamed session: KEYS session, kiosk, catalogue, open.
+_START = """
+local cur = redis.call('HMGET', KEYS[1], 'state', 'start_fp', 'kiosk_id')
+if cur[3] and cur[3] ~= ARGV[2] then return {'forbidden'} end
+if cur[2] then
+  if cur[2] == ARGV[1] then return {'replay', cur[1]} end
+  return {'conflict', cur[1]}
+end
+if cur[1] == 'ended' then return {'conflict', cur[1]} end
+if redis.call('HGET', KEYS[2], 'status') ~= 'active' then return {'inactive'} end
+if redis.call('SISMEMBER', KEYS[3], ARGV[3]) == 0 then return {'unknown-service'} end
+redis.call('HSET', KEYS[1], 'state', 'open', 'kiosk_id', ARGV[2], 'entry_id', ARGV[5],
+  'service', ARGV[3], 'started_at', ARGV[4], 'start_fp', ARGV[1])
+local last = tonumber(redis.call('HGET', KEYS[1], 'last_at_ms') or '0')
+if tonumber(ARGV[8]) > last then redis.call('HSET', KEYS[1], 'last_at_ms', ARGV[8]) end
+redis.call('HINCRBY', KEYS[1], 'rev', 1)
+redis.call('ZADD', KEYS[4], ARGV[9], ARGV[7])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+return {'created', 'open'}
+"""
+
+# Steps of a streamed session: KEYS session, kiosk, open. ARGV[5..] = (seq, code, at_ms)*.
+_STEPS = """
+local cur = redis.call('HMGET', KEYS[1], 'state', 'kiosk_id')
+if cur[2] and cur[2] ~= ARGV[1] then return {'forbidden'} end
+local n = tonumber(ARGV[4])
+local fresh = {}
+for i = 0, n - 1 do
+  local have = redis.call('HGET', KEYS[1], 's:' .. ARGV[5 + i * 3])
+  if have then
+    if have ~= ARGV[6 + i * 3] then return {'conflict', cur[1] or ''} end
+  else
+    table.insert(fresh, i)
+  end
+end
+if cur[1] == 'ended' then
+  if #fresh == 0 then return {'replay', 'ended'} end
+  return {'ended'}
+end
+if #fresh == 0 then return {'replay', cur[1]} end
+if redis.call('HGET', KEYS[2], 'status') ~= 'active' then return {'inactive'} end
+if not cur[1] then
+  redis.call('HSET', KEYS[1], 'state', 'open', 'kiosk_id', ARGV[1])
+end
+local last = tonumber(redis.call('HGET', KEYS[1], 'last_at_ms') or '0')
+for _, i in ipairs(fresh) do
+  redis.call('HSET', KEYS[1], 's:' .. ARGV[5 + i * 3], ARGV[6 + i * 3])
+  local at = tonumber(ARGV[7 + i * 3])
+  if at > last then last = at end
+end
+redis.call('HSET', KEYS[1], 'last_at_ms', tostring(last))
+redis.call('HINCRBY', KEYS[1], 'rev', 1)
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[5 + n * 3])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return {'created', 'open'}
+"""
+
+# The end of a streamed session: KEYS session, kiosk, catalogue, open, outbox.
+_END = (
+    _STAGE
+    + """
+local cur = redis.call('HMGET', KEYS[1], 'state', 'fingerprint', 'result', 'rev', 'kiosk_id')
+if cur[5] and cur[5] ~= ARGV[4] then return {'forbidden'} end
+if cur[1] == 'ended' then
+  if cur[2] == ARGV[2] then return {'replay', cur[3]} end
+  return {'ended'}
+end
+if (cur[4] or '0') ~= ARGV[1] then return {'retry'} end
+if redis.call('HGET', KEYS[2], 'status') ~= 'active' then return {'inactive'} end
+if redis.call('SISMEMBER', KEYS[3], ARGV[5]) == 0 then return {'unknown-service'} end
+redis.call('HSET', KEYS[1], 'state', 'ended', 'fingerprint', ARGV[2], 'result', ARGV[3],
+  'kiosk_id', ARGV[4], 'service', ARGV[5], 'start_fp', ARGV[6], 'started_at', ARGV[7])
+redis.call('HINCRBY', KEYS[1], 'rev', 1)
+redis.call('ZREM', KEYS[4], ARGV[9])
+redis.call('EXPIRE', KEYS[1], ARGV[8])
+stage(KEYS[5], ARGV[10])
+return {'created', ARGV[3]}
+"""
+)
+
+# The sweeper's claim on an idle session: KEYS session, open, outbox. 1 if this call won.
+_ABANDON = (
+    _STAGE
+    + """
+local cur = redis.call('HMGET', KEYS[1], 'state', 'rev')
+if cur[1] ~= 'open' or cur[2] ~= ARGV[1] then return 0 end
+local score = redis.call('ZSCORE', KEYS[2], ARGV[4])
+if not score or tonumber(score) > tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'ended', 'fingerprint', 'swept', 'result', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'rev', 1)
+redis.call('ZREM', KEYS[2], ARGV[4])
+stage(KEYS[3], ARGV[5])
+return 1
+"""
+)
+
+# An idle session that never started (only steps came): forgotten, no event.
+_DROP = """
+local cur = redis.call('HMGET', KEYS[1], 'state', 'rev', 'start_fp')
+local score = redis.call('ZSCORE', KEYS[2], ARGV[2])
+if score and tonumber(score) > tonumber(ARGV[3]) then return 0 end
+if cur[1] == 'open' and (cur[2] ~= ARGV[1] or cur[3]) then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[2])
+if cur[1] == 'open' then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+# KEYS kiosk, token, kiosks, outbox, entry.
+_REGISTER = (
+    _STAGE
+    + """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
+if redis.call('HGET', KEYS[5], 'version') ~= ARGV[6] then return 'retry' end
+redis.call('HSET', KEYS[1], 'kiosk_id', ARGV[1], 'entry_id', ARGV[2], 'token_hash', ARGV[3],
+  'registered_at', ARGV[4], 'district', ARGV[5], 'status', 'active')
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+stage(KEYS[4], ARGV[7])
+return 'ok'
+"""
+)
+
+# KEYS kiosk, new token. A new token replaces the old one (and reactivates a revoked kiosk).
+_ROTATE = """
+local old = redis.call('HGET', KEYS[1], 'token_hash')
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown' end
+if old then redis.call('DEL', ARGV[3] .. 'token:' .. old) end
+redis.call('HSET', KEYS[1], 'token_hash', ARGV[2], 'status', 'active')
+redis.call('SET', KEYS[2], ARGV[1])
+return 'ok'
+"""
+
+# KEYS kiosk, seen.
+_REVOKE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown' end
+local old = redis.call('HGET', KEYS[1], 'token_hash')
+if old then redis.call('DEL', ARGV[2] .. 'token:' .. old) end
+redis.call('HDEL', KEYS[1], 'token_hash')
+redis.call('HSET', KEYS[1], 'status', 'revoked')
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 'ok'
+"""
+
+# KEYS kiosk, seen, outbox. The online event is staged only by the heartbeat that flips it.
+_HEARTBEAT = (
+    _STAGE
+    + """
+local k = redis.call('HMGET', KEYS[1], 'status', 'online')
+if k[1] ~= 'active' then return 'inactive' end
+redis.call('HSET', KEYS[1], 'software_version', ARGV[2], 'state', ARGV[3], 'last_seen', ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+if k[2] ~= '1' then
+  redis.call('HSET', KEYS[1], 'online', '1')
+  stage(KEYS[3], ARGV[6])
+  return 'online'
+end
+return 'ok'
+"""
+)
+
+# KEYS kiosk, seen, outbox. 1 if this call flipped the kiosk offline.
+_OFFLINE = (
+    _STAGE
+    + """
+if redis.call('HGET', KEYS[1], 'online') ~= '1' then return 0 end
+if redis.call('HGET', KEYS[1], 'status') ~= 'active' then return 0 end
+local s = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not s or tonumber(s) > tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'online', '0')
+-- Out of the watch list until its next heartbeat: offline kiosks must not crowd the check.
+redis.call('ZREM', KEYS[2], ARGV[1])
+stage(KEYS[3], ARGV[3])
+return 1
+"""
+)
+
+# KEYS entry, entries. A registry upsert or retirement, applied only if newer.
+_ENTRY = """
+local v = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if tonumber(ARGV[1]) <= v then return 0 end
+if ARGV[2] == 'retired' then
+  redis.call('HSET', KEYS[1], 'version', ARGV[1], 'status', 'retired')
+else
+  redis.call('HSET', KEYS[1], 'version', ARGV[1], 'kind', ARGV[2], 'district', ARGV[3],
+    'status', ARGV[4], 'hours', ARGV[5])
+end
+redis.call('SADD', KEYS[2], ARGV[6])
+return 1
+"""
+
+# KEYS catalogue, versions.
+_SERVICE = """
+local v = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if tonumber(ARGV[2]) <= v then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if ARGV[3] == '1' then redis.call('SADD', KEYS[1], ARGV[1])
+else redis.call('SREM', KEYS[1], ARGV[1]) end
+return 1
+"""
+
+# KEYS help, queue, kiosk, outbox.
+_HELP = (
+    _STAGE
+    + """
+local fp = redis.call('HGET', KEYS[1], 'fingerprint')
+if fp then
+  if fp == ARGV[1] then return 'replay' end
+  return 'conflict'
+end
+if redis.call('HGET', KEYS[3], 'status') ~= 'active' then return 'inactive' end
+redis.call('HSET', KEYS[1], 'fingerprint', ARGV[1], 'state', 'waiting', 'queue', ARGV[2],
+  'requested_ms', ARGV[3], 'requested', ARGV[4], 'escalated', '0')
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+stage(KEYS[4], ARGV[7])
+return 'created'
+"""
+)
+
+# KEYS help, queue, outbox.
+_TAKE = (
+    _STAGE
+    + """
+local cur = redis.call('HMGET', KEYS[1], 'state', 'queue')
+if not cur[1] then return 'unknown' end
+if cur[1] ~= 'waiting' then return 'taken' end
+if cur[2] ~= ARGV[1] then return 'retry' end
+redis.call('HSET', KEYS[1], 'state', 'answered', 'staff', ARGV[2], 'answered_ms', ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[4])
+stage(KEYS[3], ARGV[5])
+return 'ok'
+"""
+)
+
+# KEYS help, from queue, to queue.
+_ESCALATE = """
+local cur = redis.call('HMGET', KEYS[1], 'state', 'queue', 'requested_ms')
+if cur[1] ~= 'waiting' or cur[2] ~= ARGV[1] then
+  redis.call('ZREM', KEYS[2], ARGV[4])
+  return 0
+end
+if tonumber(cur[3]) > tonumber(ARGV[3]) then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[4])
+redis.call('ZADD', KEYS[3], cur[3], ARGV[4])
+redis.call('HSET', KEYS[1], 'queue', ARGV[2], 'escalated', '1')
+return 1
+"""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _texts(mapping: dict[Any, Any]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in mapping.items()}
+
+
+def to_ms(when: dt.datetime) -> int:
+    """Milliseconds since the epoch, as every time score here is kept."""
+    return int(when.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class KioskAuth:
+    """What the authentication script says about a device token."""
+
+    outcome: str
+    """ok, unknown, revoked or limited."""
+    kiosk_id: str = ""
+    entry_id: str = ""
+    district: str = ""
+    retry_after_ms: int = 0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a write script answered: ``status`` and, for created/replay, the stored result."""
+
+    status: str
+    result: str | None = None
+
+
+@dataclass(frozen=True)
+class EntryCopy:
+    """The kvik service's copy of one registry entry."""
+
+    entry_id: str
+    version: int
+    kind: str
+    district: str
+    status: str
+    hours: OpeningHours | None
+
+
+class KvikStore:
+    """Kiosks, sessions, help requests and the registry copy, in Redis."""
+
+    def __init__(self, redis: Redis, settings: HubSettings, outbox: Outbox) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.outbox = outbox
+        self.base = settings.key(SERVICE, "")
+        self._auth = redis.register_script(_AUTH)
+        self._record = redis.register_script(_RECORD)
+        self._record_as = redis.register_script(_RECORD_AS)
+        self._start = redis.register_script(_START)
+        self._steps = redis.register_script(_STEPS)
+        self._end = redis.register_script(_END)
+        self._abandon = redis.register_script(_ABANDON)
+        self._drop = redis.register_script(_DROP)
+        self._register = redis.register_script(_REGISTER)
+        self._rotate = redis.register_script(_ROTATE)
+        self._revoke = redis.register_script(_REVOKE)
+        self._heartbeat = redis.register_script(_HEARTBEAT)
+        self._offline = redis.register_script(_OFFLINE)
+        self._entry = redis.register_script(_ENTRY)
+        self._service = redis.register_script(_SERVICE)
+        self._help = redis.register_script(_HELP)
+        self._take = redis.register_script(_TAKE)
+        self._escalate = redis.register_script(_ESCALATE)
+
+    # --- key names ----------------------------------------------------------------------------
+
+    def key(self, *parts: str) -> str:
+        """A key of this service."""
+        return self.settings.key(SERVICE, *parts)
+
+    def entry_key(self, entry_id: str) -> str:
+        """The copy of one registry entry."""
+        return self.key("entry", entry_id)
+
+    @property
+    def entries_key(self) -> str:
+        """The ids of every entry copied."""
+        return self.key("entries")
+
+    @property
+    def catalogue_key(self) -> str:
+        """The active service codes."""
+        return self.key("catalogue")
+
+    @property
+    def catalogue_versions_key(self) -> str:
+        """The highest version seen per service code."""
+        return self.key("catalogue", "versions")
+
+    def kiosk_key(self, kiosk_id: str) -> str:
+        """One kiosk."""
+        return self.key("kiosk", kiosk_id)
+
+    @property
+    def kiosks_key(self) -> str:
+        """The ids of every kiosk."""
+        return self.key("kiosks")
+
+    def token_key(self, token_hash: str) -> str:
+        """Which kiosk a device token (by hash) belongs to."""
+        return self.key("token", token_hash)
+
+    @property
+    def seen_key(self) -> str:
+        """Kiosk -> last heartbeat (ms)."""
+        return self.key("heartbeats")
+
+    def session_key(self, session_id: str) -> str:
+        """One session."""
+        return self.key("session", session_id)
+
+    @property
+    def open_key(self) -> str:
+        """Open sessions -> last activity (ms)."""
+        return self.key("open")
+
+    def help_key(self, help_id: str) -> str:
+        """One help request."""
+        return self.key("help", help_id)
+
+    def queue_key(self, queue: str) -> str:
+        """The waiting help requests of one queue, by request time."""
+        return self.key("helpq", queue)
+
+    def _event_args(self, event: CloudEvent) -> list[bytes]:
+        fields = [
+            value if isinstance(value, bytes) else value.encode()
+            for value in self.outbox.entry(event).values()
+        ]
+        if any(b"\n" in field for field in fields):
+            raise ValueError("an outbox field holds a newline")  # compact JSON never does
+        return [b"\n".join(fields)]
+
+    # --- registry copy ------------------------------------------------------------------------
+
+    async def apply_entry(self, pipe: Pipeline, entry: EntryUpserted) -> None:
+        """Queue the copy of an upserted entry (dropped by the script if not newer)."""
+        hours = entry.opening_hours.model_dump_json()
+        await self._entry(
+            keys=[self.entry_key(entry.entry_id), self.entries_key],
+            args=[
+                entry.version,
+                entry.kind.value,
+                entry.district.value if entry.district else "",
+                entry.status.value,
+                hours,
+                entry.entry_id,
+            ],
+            client=pipe,
+        )
+
+    async def retire_entry(self, pipe: Pipeline, entry_id: str, version: int) -> None:
+        """Queue an entry's retirement (no kiosk can be registered there any more)."""
+        await self._entry(
+            keys=[self.entry_key(entry_id), self.entries_key],
+            args=[version, "retired", "", "", "", entry_id],
+            client=pipe,
+        )
+
+    async def apply_service(self, pipe: Pipeline, code: str, version: int, active: bool) -> None:
+        """Queue a catalogue change (dropped by the script if not newer)."""
+        await self._service(
+            keys=[self.catalogue_key, self.catalogue_versions_key],
+            args=[code, version, "1" if active else "0"],
+            client=pipe,
+        )
+
+    async def entry(self, entry_id: str) -> EntryCopy | None:
+        """The copy of one entry, or None if no event named it."""
+        raw = _texts(await self.redis.hgetall(self.entry_key(entry_id)))
+        if not raw:
+            return None
+        hours = raw.get("hours")
+        return EntryCopy(
+            entry_id=entry_id,
+            version=int(raw["version"]),
+            kind=raw.get("kind", ""),
+            district=raw.get("district", ""),
+            status=raw.get("status", ""),
+            hours=OpeningHours.model_validate_json(hours) if hours else None,
+        )
+
+    async def catalogue(self) -> set[str]:
+        """The active service codes."""
+        return {_text(code) for code in await self.redis.smembers(self.catalogue_key)}
+
+    # --- kiosks -------------------------------------------------------------------------------
+
+    async def authenticate(self, token_hash: str, rate: float, burst: int) -> KioskAuth:
+        """Look a device token up and take one token from its kiosk's bucket, in one step."""
+        reply = await self._auth(
+            keys=[self.token_key(token_hash)], args=[self.base, token_hash, rate, burst]
+        )
+        parts = [_text(part) for part in reply]
+        if parts[0] in {"unknown", "revoked"}:
+            return KioskAuth(parts[0])
+        return KioskAuth(parts[0], parts[1], parts[2], parts[3], int(parts[4]))
+
+    async def register_kiosk(
+        self,
+        kiosk_id: str,
+        entry: EntryCopy,
+        token_hash: str,
+        registered_at: dt.datetime,
+        event: CloudEvent,
+    ) -> str:
+        """Store a new kiosk, its token and the registered event: ok, exists or retry."""
+        reply = await self._register(
+            keys=[
+                self.kiosk_key(kiosk_id),
+                self.token_key(token_hash),
+                self.kiosks_key,
+                self.outbox.stream,
+                self.entry_key(entry.entry_id),
+            ],
+            args=[
+                kiosk_id,
+                entry.entry_id,
+                token_hash,
+                registered_at.isoformat(),
+                entry.district,
+                entry.version,
+                *self._event_args(event),
+            ],
+        )
+        return _text(reply)
+
+    async def rotate_token(self, kiosk_id: str, token_hash: str) -> str:
+        """Replace a kiosk's token (the old one stops working at once): ok or unknown."""
+        reply = await self._rotate(
+            keys=[self.kiosk_key(kiosk_id), self.token_key(token_hash)],
+            args=[kiosk_id, token_hash, self.base],
+        )
+        return _text(reply)
+
+    async def revoke(self, kiosk_id: str) -> str:
+        """Revoke a kiosk's token: ok or unknown."""
+        reply = await self._revoke(
+            keys=[self.kiosk_key(kiosk_id), self.seen_key], args=[kiosk_id, self.base]
+        )
+        return _text(reply)
+
+    async def kiosk(self, kiosk_id: str) -> dict[str, str] | None:
+        """One kiosk's hash, or None."""
+        raw = _texts(await self.redis.hgetall(self.kiosk_key(kiosk_id)))
+        return raw or None
+
+    async def heartbeat(
+        self,
+        kiosk_id: str,
+        software_version: str,
+        state: str,
+        now: dt.datetime,
+        online_event: CloudEvent,
+    ) -> str:
+        """Record a heartbeat: 'online' if it brought the kiosk online, 'ok', or 'inactive'."""
+        reply = await self._heartbeat(
+            keys=[self.kiosk_key(kiosk_id), self.seen_key, self.outbox.stream],
+            args=[
+                kiosk_id,
+                software_version,
+                state,
+                now.isoformat(),
+                to_ms(now),
+                *self._event_args(online_event),
+            ],
+        )
+        return _text(reply)
+
+    async def silent_kiosks(
+        self, cutoff: dt.datetime, limit: int = 10_000
+    ) -> list[tuple[str, int]]:
+        """Kiosks whose last heartbeat is at or before ``cutoff``, with that time (ms)."""
+        rows = await self.redis.zrangebyscore(
+            self.seen_key, "-inf", to_ms(cutoff), start=0, num=limit, withscores=True
+        )
+        pairs = cast(list[tuple[Any, float]], rows)
+        return [(_text(member), int(score)) for member, score in pairs]
+
+    async def mark_offline(self, kiosk_id: str, cutoff: dt.datetime, event: CloudEvent) -> bool:
+        """Flip an online kiosk still silent since ``cutoff`` offline; True for the one winner."""
+        reply = await self._offline(
+            keys=[self.kiosk_key(kiosk_id), self.seen_key, self.outbox.stream],
+            args=[kiosk_id, to_ms(cutoff), *self._event_args(event)],
+        )
+        return bool(int(reply))
+
+    # --- sessions -----------------------------------------------------------------------------
+
+    async def record_session(
+        self,
+        pipe: Pipeline | None,
+        *,
+        session_id: str,
+        kiosk_id: str,
+        service: str,
+        fingerprint: str,
+        result: str,
+        event: CloudEvent,
+        ttl: int,
+    ) -> Any:
+        """Record a whole session and stage its event, or find it recorded already.
+
+        With ``pipe`` the call is only queued (a batch runs one script per item in one round
+        trip; each script is atomic on its own); without, it returns the script's reply.
+        """
+        return await self._record(
+            keys=[
+                self.session_key(session_id),
+                self.kiosk_key(kiosk_id),
+                self.catalogue_key,
+                self.outbox.stream,
+            ],
+            args=[fingerprint, result, ttl, kiosk_id, service, *self._event_args(event)],
+            client=pipe,
+        )
+
+    async def record_session_as(
+        self,
+        token_hash: str,
+        rate: float,
+        burst: int,
+        *,
+        session_id: str,
+        kiosk_id: str,
+        entry_id: str,
+        district: str,
+        service: str,
+        fingerprint: str,
+        result: str,
+        event: CloudEvent,
+        ttl: int,
+    ) -> list[str]:
+        """Check the token (and take from its bucket) and record a whole session, in one round
+        trip. The event was built for ``entry_id``/``district``; if the kiosk's are not those
+        any more the answer is ``stale`` and nothing is written."""
+        reply = await self._record_as(
+            keys=[
+                self.token_key(token_hash),
+                self.session_key(session_id),
+                self.kiosk_key(kiosk_id),
+                self.catalogue_key,
+                self.outbox.stream,
+            ],
+            args=[
+                self.base,
+                token_hash,
+                rate,
+                burst,
+                kiosk_id,
+                entry_id,
+                district,
+                fingerprint,
+                result,
+                ttl,
+                service,
+                *self._event_args(event),
+            ],
+        )
+        return [_text(part) for part in reply]
+
+    async def start_session(
+        self,
+        *,
+        session_id: str,
+        kiosk_id: str,
+        entry_id: str,
+        service: str,
+        started_at: dt.datetime,
+        start_fp: str,
+        now: dt.datetime,
+        ttl: int,
+    ) -> Outcome:
+        """Open a streamed session (or find the same start again)."""
+        reply = await self._start(
+            keys=[
+                self.session_key(session_id),
+                self.kiosk_key(kiosk_id),
+                self.catalogue_key,
+                self.open_key,
+            ],
+            args=[
+                start_fp,
+                kiosk_id,
+                service,
+                started_at.astimezone(dt.UTC).isoformat(),
+                entry_id,
+                ttl,
+                session_id,
+                to_ms(started_at),
+                to_ms(now),
+            ],
+        )
+        return _outcome(reply)
+
+    async def add_steps(
+        self,
+        *,
+        session_id: str,
+        kiosk_id: str,
+        steps: Sequence[tuple[int, str, dt.datetime]],
+        now: dt.datetime,
+        ttl: int,
+    ) -> Outcome:
+        """Add streamed steps (seq, code, at); repeats are no-ops, a changed step a conflict."""
+        flat: list[Any] = []
+        for seq, code, at in steps:
+            flat.extend((seq, code, to_ms(at)))
+        reply = await self._steps(
+            keys=[self.session_key(session_id), self.kiosk_key(kiosk_id), self.open_key],
+            args=[kiosk_id, ttl, to_ms(now), len(steps), *flat, session_id],
+        )
+        return _outcome(reply)
+
+    async def session(self, session_id: str) -> dict[str, str]:
+        """A session's hash (empty if unknown)."""
+        return _texts(await self.redis.hgetall(self.session_key(session_id)))
+
+    async def end_session(
+        self,
+        *,
+        session_id: str,
+        kiosk_id: str,
+        expected_rev: str,
+        fingerprint: str,
+        result: str,
+        service: str,
+        start_fp: str,
+        started_at: dt.datetime,
+        event: CloudEvent,
+        ttl: int,
+    ) -> Outcome:
+        """End a streamed session and stage its event, if it is still at ``expected_rev``."""
+        reply = await self._end(
+            keys=[
+                self.session_key(session_id),
+                self.kiosk_key(kiosk_id),
+                self.catalogue_key,
+                self.open_key,
+                self.outbox.stream,
+            ],
+            args=[
+                expected_rev,
+                fingerprint,
+                result,
+                kiosk_id,
+                service,
+                start_fp,
+                started_at.astimezone(dt.UTC).isoformat(),
+                ttl,
+                session_id,
+                *self._event_args(event),
+            ],
+        )
+        return _outcome(reply)
+
+    async def idle_sessions(self, cutoff: dt.datetime, limit: int = 500) -> list[str]:
+        """Open sessions with no activity since ``cutoff``, oldest first."""
+        rows = await self.redis.zrangebyscore(
+            self.open_key, "-inf", to_ms(cutoff), start=0, num=limit
+        )
+        return [_text(row) for row in rows]
+
+    async def abandon(
+        self, session_id: str, rev: str, cutoff: dt.datetime, result: str, event: CloudEvent
+    ) -> bool:
+        """Claim an idle session and stage its abandoned event; True only for the one winner."""
+        reply = await self._abandon(
+            keys=[self.session_key(session_id), self.open_key, self.outbox.stream],
+            args=[rev, to_ms(cutoff), result, session_id, *self._event_args(event)],
+        )
+        return bool(int(reply))
+
+    async def drop_orphan(self, session_id: str, rev: str, cutoff: dt.datetime) -> bool:
+        """Forget an idle session that never started (no service, no event possible)."""
+        reply = await self._drop(
+            keys=[self.session_key(session_id), self.open_key],
+            args=[rev, session_id, to_ms(cutoff)],
+        )
+        return bool(int(reply))
+
+    # --- staff help ---------------------------------------------------------------------------
+
+    async def request_help(
+        self,
+        *,
+        help_id: str,
+        kiosk_id: str,
+        queue: str,
+        fingerprint: str,
+        requested: str,
+        requested_at: dt.datetime,
+        event: CloudEvent,
+        ttl: int,
+    ) -> str:
+        """Queue a help request and stage its event: created, replay, conflict or inactive."""
+        reply = await self._help(
+            keys=[
+                self.help_key(help_id),
+                self.queue_key(queue),
+                self.kiosk_key(kiosk_id),
+                self.outbox.stream,
+            ],
+            args=[
+                fingerprint,
+                queue,
+                to_ms(requested_at),
+                requested,
+                help_id,
+                ttl,
+                *self._event_args(event),
+            ],
+        )
+        return _text(reply)
+
+    async def help_request(self, help_id: str) -> dict[str, str]:
+        """A help request's hash (empty if unknown)."""
+        return _texts(await self.redis.hgetall(self.help_key(help_id)))
+
+    async def queue(self, queue: str, limit: int = 200) -> list[dict[str, str]]:
+        """The waiting requests of ``queue``, longest waiting first, with their ids."""
+        ids = [_text(i) for i in await self.redis.zrange(self.queue_key(queue), 0, limit - 1)]
+        if not ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for help_id in ids:
+                pipe.hgetall(self.help_key(help_id))
+            rows = await pipe.execute()
+        return [
+            {**_texts(row), "id": help_id} for help_id, row in zip(ids, rows, strict=True) if row
+        ]
+
+    async def take_help(
+        self, help_id: str, queue: str, staff: str, answered_at: dt.datetime, event: CloudEvent
+    ) -> str:
+        """Staff take a waiting request: ok, taken (someone was first), unknown or retry."""
+        reply = await self._take(
+            keys=[self.help_key(help_id), self.queue_key(queue), self.outbox.stream],
+            args=[queue, staff, to_ms(answered_at), help_id, *self._event_args(event)],
+        )
+        return _text(reply)
+
+    async def overdue_help(self, queue: str, cutoff: dt.datetime, limit: int = 500) -> list[str]:
+        """Requests waiting in ``queue`` since before ``cutoff``."""
+        rows = await self.redis.zrangebyscore(
+            self.queue_key(queue), "-inf", to_ms(cutoff), start=0, num=limit
+        )
+        return [_text(row) for row in rows]
+
+    async def escalate(self, help_id: str, from_queue: str, to_queue: str, cutoff: int) -> bool:
+        """Move a request still waiting in ``from_queue`` since ``cutoff`` (ms) to ``to_queue``."""
+        reply = await self._escalate(
+            keys=[self.help_key(help_id), self.queue_key(from_queue), self.queue_key(to_queue)],
+            args=[from_queue, to_queue, cutoff, help_id],
+        )
+        return bool(int(reply))
+
+
+def _outcome(reply: Any) -> Outcome:
+    parts = [_text(part) for part in reply]
+    return Outcome(parts[0], parts[1] if len(parts) > 1 else None)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, as results are stored."""
+    return json.dumps(value, separators=(",", ":"))
