@@ -309,6 +309,13 @@ def _document_problems(app: FastAPI) -> None:
                 # A body that is not JSON at all never reaches validation: FastAPI answers 400.
                 operation["responses"].setdefault("400", problem_responses(400)[400])
                 operation["responses"].setdefault("413", problem_responses(413)[413])
+            if any(
+                parameter.get("in") == "header"
+                and str(parameter.get("name", "")).lower() == "idempotency-key"
+                for parameter in operation.get("parameters", [])
+            ):
+                # A malformed Idempotency-Key header is refused with 400 (plumbing.idempotency).
+                operation["responses"].setdefault("400", problem_responses(400)[400])
             response = operation.get("responses", {}).get("422")
             if response is None:
                 continue
