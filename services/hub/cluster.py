@@ -20,7 +20,7 @@ from services.hub.embedded import (
     free_port,
     make_broker,
 )
-from services.hub.launcher import ServiceProcess
+from services.hub.launcher import ServiceProcess, service_env
 from services.hub.simulate import Endpoints
 from services.plumbing.settings import HubSettings
 from services.plumbing.topics import ensure_topics
@@ -67,25 +67,15 @@ class Cluster:
         self.valkey.stop()
         self.broker.stop()
 
-    def _env(self, name: str, port: int, instance: str) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(
-            {
-                "KANALHUB_KAFKA_BOOTSTRAP": self.hub.kafka_bootstrap,
-                "KANALHUB_REDIS_URL": self.hub.redis_url,
-                "KANALHUB_TOPIC_PARTITIONS": str(self.hub.topic_partitions),
-                "KANALHUB_INSTANCE_ID": instance,
-                f"KANALHUB_{name.upper()}_PORT": str(port),
-                f"KANALHUB_{name.upper()}_HOST": HOST,
-            }
-        )
-        return env
-
     def add(self, name: str, instance: str = "a") -> ServiceProcess:
         """Start one more replica of ``name`` (its own instance id) and wait until ready."""
         port = free_port()
         process = ServiceProcess(
-            name, port, HOST, self._env(name, port, instance), self.root / f"logs-{instance}"
+            name,
+            port,
+            HOST,
+            service_env(self.hub, name, port, HOST, instance),
+            self.root / f"logs-{instance}",
         )
         process.start(timeout=60)
         self.services.setdefault(name, []).append(process)

@@ -88,20 +88,21 @@ class _StopRequested(Exception):
     pass
 
 
-def _service_env(
-    launcher: LauncherSettings, hub: HubSettings, name: str, port: int
+def service_env(
+    hub: HubSettings, name: str, port: int, host: str, instance: str = "embedded"
 ) -> dict[str, str]:
+    """The environment of one service process: this environment plus where the broker, Valkey
+    and the service itself are. ``instance`` is the replica's stable name (static group
+    membership: a restarted replica takes its partitions back at once)."""
     env = dict(os.environ)
     env.update(
         {
             "KANALHUB_KAFKA_BOOTSTRAP": hub.kafka_bootstrap,
             "KANALHUB_REDIS_URL": hub.redis_url,
             "KANALHUB_TOPIC_PARTITIONS": str(hub.topic_partitions),
-            # One replica per service: a stable name lets a restarted service take its
-            # partitions back at once (static group membership).
-            "KANALHUB_INSTANCE_ID": "embedded",
+            "KANALHUB_INSTANCE_ID": instance,
             f"KANALHUB_{name.upper()}_PORT": str(port),
-            f"KANALHUB_{name.upper()}_HOST": launcher.host,
+            f"KANALHUB_{name.upper()}_HOST": host,
         }
     )
     return env
@@ -177,7 +178,7 @@ def run_hub(launcher: LauncherSettings) -> int:
                     name,
                     port,
                     launcher.host,
-                    _service_env(launcher, hub, name, port),
+                    service_env(hub, name, port, launcher.host),
                     data_dir / "logs",
                 )
                 for name, port in service_ports.items()
@@ -223,7 +224,7 @@ def run_hub(launcher: LauncherSettings) -> int:
 def _start_simulator(
     launcher: LauncherSettings, hub: HubSettings, ports: dict[str, int], log_dir: Path
 ) -> ManagedProcess:
-    env = _service_env(launcher, hub, "simulator", 0)
+    env = service_env(hub, "simulator", 0, launcher.host)
     simulator = ManagedProcess(
         name="simulator",
         host=launcher.host,

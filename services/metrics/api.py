@@ -10,7 +10,7 @@ import datetime as dt
 import io
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -22,36 +22,16 @@ from services.contracts import (
 from services.contracts.payloads.base import Code
 from services.metrics import domain, figures
 from services.metrics.costs import cost_report
+from services.metrics.deps import RuntimeDep, SettingsDep, StoreDep
 from services.metrics.forecast import Outlook
-from services.metrics.settings import MetricsSettings
-from services.metrics.store import SEP, MetricsStore
 from services.plumbing.auth import MetricsReader
 from services.plumbing.problems import problem_responses
-from services.plumbing.runtime import ServiceRuntime
 
 router = APIRouter()
 
 READ_PROBLEMS = problem_responses(401, 403, 422)
 
 
-def _store(request: Request) -> MetricsStore:
-    store: MetricsStore = request.app.state.metrics_store
-    return store
-
-
-def _runtime(request: Request) -> ServiceRuntime:
-    runtime: ServiceRuntime = request.app.state.runtime
-    return runtime
-
-
-def _settings(request: Request) -> MetricsSettings:
-    settings: MetricsSettings = request.app.state.settings
-    return settings
-
-
-StoreDep = Annotated[MetricsStore, Depends(_store)]
-SettingsDep = Annotated[MetricsSettings, Depends(_settings)]
-RuntimeDep = Annotated[ServiceRuntime, Depends(_runtime)]
 PeriodQuery = Annotated[
     domain.Period, Query(description="The day, ISO week (Monday-Sunday) or month of `date`.")
 ]
@@ -416,7 +396,7 @@ async def get_kvik_funnel(
     cells = await store.range_cells(runtime.redis, first, last, by_service=service is not None)
     abandoned = await store.abandoned(runtime.redis, days)
     funnel = domain.kvik_funnel(cells, abandoned, district, service)
-    help_counts = _by_last_part(
+    help_counts = figures.by_last_part(
         await store.day_hashes(runtime.redis, ("kvik", "help"), days), district
     )
     answered = help_counts.get("answered", 0)
@@ -441,16 +421,6 @@ async def get_kvik_funnel(
     )
 
 
-def _by_last_part(counts: dict[str, int], district: District | None) -> dict[str, int]:
-    """Sum ``district|...|what`` fields by ``what``, for one district or all."""
-    summed: dict[str, int] = {}
-    for field, count in counts.items():
-        parts = field.split(SEP)
-        if district is None or parts[0] == district:
-            summed[parts[-1]] = summed.get(parts[-1], 0) + count
-    return summed
-
-
 @router.get(
     "/mobile",
     response_model=MobileOut,
@@ -467,7 +437,7 @@ async def get_mobile(
 ) -> MobileOut:
     """Completed visits, their staff hours, the contacts and digital onboardings recorded."""
     first, last = domain.period_days(period, date)
-    counts = _by_last_part(
+    counts = figures.by_last_part(
         await store.day_hashes(runtime.redis, ("mobile", "day"), domain.days_between(first, last)),
         district,
     )

@@ -42,13 +42,14 @@ async def business_metrics(
     store: MetricsStore, redis: Redis, settings: MetricsSettings, today: dt.date
 ) -> list[Metric]:
     """Every business metric family, read from Redis now."""
+    totals = await store.totals(redis)
     families: list[Metric] = []
-    families.append(await _contacts(store, redis))
+    families.append(_contacts(totals))
     families.append(await _shares(store, redis, settings, today))
     families.extend(await _forecasts(store, redis, settings, today))
     families.append(await _coverage(store, redis))
     families.extend(await _kvik(store, redis))
-    families.extend(await _mobile(store, redis))
+    families.extend(await _mobile(store, redis, totals))
     return families
 
 
@@ -80,13 +81,13 @@ class _Fixed:
         yield from self._families
 
 
-async def _contacts(store: MetricsStore, redis: Redis) -> Metric:
+def _contacts(totals: dict[tuple[str, str, str], int]) -> Metric:
     family = CounterMetricFamily(
         "kanalhub_contacts",
         "Citizen contacts counted, by district, channel and mode (since the beginning).",
         labels=["district", "channel", "mode"],
     )
-    for (district, channel, mode), count in sorted((await store.totals(redis)).items()):
+    for (district, channel, mode), count in sorted(totals.items()):
         family.add_metric([district, channel, mode], count)
     return family
 
@@ -202,7 +203,9 @@ async def _kvik(store: MetricsStore, redis: Redis) -> list[Metric]:
     return [sessions, requests, wait, online, registered]
 
 
-async def _mobile(store: MetricsStore, redis: Redis) -> list[Metric]:
+async def _mobile(
+    store: MetricsStore, redis: Redis, contact_totals: dict[tuple[str, str, str], int]
+) -> list[Metric]:
     totals = await store.flat_hash(redis, "mobile", "totals")
     visits = CounterMetricFamily(
         "kanalhub_mobile_visits",
@@ -229,7 +232,7 @@ async def _mobile(store: MetricsStore, redis: Redis) -> list[Metric]:
         "Contacts recorded at mobile visits, by district and mode.",
         labels=["district", "mode"],
     )
-    for (district, channel, mode), count in sorted((await store.totals(redis)).items()):
+    for (district, channel, mode), count in sorted(contact_totals.items()):
         if channel == "mobile":
             contacts.add_metric([district, mode], count)
     return [visits, contacts, onboardings, staffed]

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from services.contracts import CITIZEN_SERVICE_KINDS, District, EntryStatus
 from services.metrics import domain
 from services.metrics.forecast import Forecast, forecast
-from services.metrics.store import MetricsStore
+from services.metrics.store import SEP, MetricsStore
 
 
 async def shares_in(
@@ -61,11 +61,8 @@ async def weekly_shares(
 def forecast_of(weeks: list[WeekShare], horizon_weeks: int) -> Forecast:
     """The forecast from a district's weekly shares; weeks without contacts are left out, and so
     is the current (unfinished) week."""
-    points = [(w.monday, w.share.share) for w in weeks[:-1] if w.share.share is not None]
-    return forecast(
-        [(monday, share) for monday, share in points if share is not None],
-        horizon_weeks=horizon_weeks,
-    )
+    points = [(w.monday, share) for w in weeks[:-1] if (share := w.share.share) is not None]
+    return forecast(points, horizon_weeks=horizon_weeks)
 
 
 async def forecasts(
@@ -88,3 +85,14 @@ async def coverage(store: MetricsStore, redis: Redis) -> dict[District, list[str
         ):
             covered[entry.district].append(entry_id)
     return covered
+
+
+def by_last_part(counts: dict[str, int], district: District | None = None) -> dict[str, int]:
+    """Sum ``district|...|what`` fields (the KVIK help and mobile day hashes) by ``what``, for
+    one district or all."""
+    summed: dict[str, int] = {}
+    for field, count in counts.items():
+        parts = field.split(SEP)
+        if district is None or parts[0] == district:
+            summed[parts[-1]] = summed.get(parts[-1], 0) + count
+    return summed

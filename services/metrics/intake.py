@@ -11,37 +11,22 @@ import datetime as dt
 import io
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.contracts import ContactSource, CountReported, District, EventType, new_event
 from services.contracts.payloads.base import Code
 from services.contracts.payloads.contacts import SOURCE_CHANNEL
 from services.metrics import domain
-from services.metrics.store import MetricsStore
+from services.metrics.deps import RuntimeDep, StoreDep
 from services.plumbing.auth import MetricsIngester
 from services.plumbing.outbox import Outbox
 from services.plumbing.problems import FieldProblem, Problem, problem_responses
-from services.plumbing.runtime import ServiceRuntime
 
 router = APIRouter(tags=["intake"])
 
 INTAKE_PROBLEMS = problem_responses(401, 403, 413, 422)
 MAX_INTAKE_LINES = 10_000
-
-
-def _runtime(request: Request) -> ServiceRuntime:
-    runtime: ServiceRuntime = request.app.state.runtime
-    return runtime
-
-
-def _store(request: Request) -> MetricsStore:
-    store: MetricsStore = request.app.state.metrics_store
-    return store
-
-
-RuntimeDep = Annotated[ServiceRuntime, Depends(_runtime)]
-StoreDep = Annotated[MetricsStore, Depends(_store)]
 
 
 class IntakeLineIn(BaseModel):

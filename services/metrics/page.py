@@ -207,9 +207,8 @@ async def render_page(
     ]
     cells = await store.range_cells(redis, today, today, by_service=False)
     funnel = domain.kvik_funnel(cells, await store.abandoned(redis, [today]))
-    help_today = await store.day_hashes(redis, ("kvik", "help"), [today])
-    answered = sum(v for k, v in help_today.items() if k.endswith("|answered"))
-    waited_ms = sum(v for k, v in help_today.items() if k.endswith("|wait_ms"))
+    help_today = figures.by_last_part(await store.day_hashes(redis, ("kvik", "help"), [today]))
+    answered, waited_ms = help_today.get("answered", 0), help_today.get("wait_ms", 0)
     kiosks = await store.kiosks(redis)
     return _TEMPLATES.get_template("dashboard.html").render(
         lang=lang,

@@ -377,10 +377,7 @@ class MetricsStore:
         )
 
     async def _hashes_of_cells(self, redis: Redis, keys: list[str]) -> list[dict[CellKey, int]]:
-        async with redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.hgetall(key)
-            raw_hashes: list[dict[bytes, bytes]] = await pipe.execute()
+        raw_hashes = await _hgetall_each(redis, keys)
         return [
             {parse_cell_field(k): int(v) for k, v in raw.items() if v != b"0"} for raw in raw_hashes
         ]
@@ -394,10 +391,7 @@ class MetricsStore:
         self, redis: Redis, days: Sequence[dt.date]
     ) -> list[dict[tuple[District, str], int]]:
         """Abandoned KVIK sessions of each of ``days`` per district and service (one round trip)."""
-        async with redis.pipeline(transaction=False) as pipe:
-            for day in days:
-                pipe.hgetall(self.key("abandoned", day.isoformat()))
-            raw_days: list[dict[bytes, bytes]] = await pipe.execute()
+        raw_days = await _hgetall_each(redis, [self.key("abandoned", d.isoformat()) for d in days])
         result: list[dict[tuple[District, str], int]] = []
         for raw in raw_days:
             day_counts: dict[tuple[District, str], int] = {}
@@ -416,10 +410,7 @@ class MetricsStore:
         self, redis: Redis, prefix: Sequence[str], days: Sequence[dt.date]
     ) -> dict[str, int]:
         """The sum over ``days`` of the hashes ``<prefix>:<day>`` (one round trip)."""
-        async with redis.pipeline(transaction=False) as pipe:
-            for day in days:
-                pipe.hgetall(self.key(*prefix, day.isoformat()))
-            raw_days: list[dict[bytes, bytes]] = await pipe.execute()
+        raw_days = await _hgetall_each(redis, [self.key(*prefix, d.isoformat()) for d in days])
         summed: dict[str, int] = {}
         for raw in raw_days:
             for key, value in raw.items():
@@ -476,6 +467,15 @@ def flush_counts(pipe: Pipeline, counts: Counts) -> None:
     for (key, field), change in counts.items():
         if change:
             pipe.hincrby(key, field, change)
+
+
+async def _hgetall_each(redis: Redis, keys: Sequence[str]) -> list[dict[bytes, bytes]]:
+    """Every hash of ``keys``, in one round trip."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.hgetall(key)
+        raw: list[dict[bytes, bytes]] = await pipe.execute()
+    return raw
 
 
 def _parse_entry(text: str) -> RegistryEntry:
