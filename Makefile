@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run kiosk-sim bench test test-unit test-integration test-e2e test-faults lint typecheck schemas dashboards tokens tools up down logs clean
+.PHONY: setup run kiosk-sim bench soak test test-unit test-integration test-e2e test-faults lint typecheck schemas dashboards tokens tools up down logs clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("kanalhub needs Python 3.11 or newer, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -51,6 +51,9 @@ dashboards: $(STAMP)               ## regenerate the Grafana dashboards JSON fro
 
 bench: $(STAMP)                    ## benchmarks: prints a table, writes JSON to bench/results/
 	$(BIN)/python -m bench.run
+
+soak: $(STAMP)                     ## 10-minute soak: a hub under half its max rate, RSS + Valkey memory slope (DURATION=600)
+	$(BIN)/python -m bench.soak --duration $(or $(DURATION),600)
 
 tokens: $(STAMP)                   ## print development JWTs for every role
 	$(BIN)/kanalhub tokens

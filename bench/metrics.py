@@ -140,7 +140,7 @@ async def aggregation(
         unit="events/s",
         baseline={"bare_aiokafka_consume_events_per_s": bare_rate},
         note="targets >= 20,000/s and >= 0.25; includes group join; counter changes summed "
-        "per fetched batch, one MULTI per batch with the dedupe marks",
+        "per fetched batch and applied with the dedupe marks by one Lua script in one MULTI",
     )
     marks, aggregates = await _memory(redis, store)
     memory_result = Result(

@@ -4,7 +4,8 @@ a table per suite and write ``bench/results/<suite>-<time>.json`` (and ``<suite>
 Suites: ``plumbing`` (outbox, relay, consumer loop, end to end), ``metrics`` (aggregation,
 memory, share query vs SQLite), ``kvik`` (single session posts and batch upload through one
 kvik service process) and ``hub`` (a year of Copenhagen through the four services as processes,
-with their own broker and Valkey)."""
+with their own broker and Valkey). ``--suite soak`` (never run by default; ``make soak``) runs
+``bench.soak``: ten minutes of traffic at half the maximum rate, memory sampled every 10 s."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from bench import hub as hub_bench
 from bench import kvik as kvik_bench
 from bench import machine, plumbing
 from bench import metrics as metrics_bench
+from bench import soak as soak_bench
 from services.hub.embedded import DEFAULT_BROKER, ValkeyProcess, free_port, make_broker
 from services.plumbing.settings import Environment, HubSettings
 
@@ -44,10 +46,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, help="events per benchmark (default 20,000)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
     parser.add_argument(
-        "--suite", choices=SUITES, action="append", help="run only this suite (repeatable)"
+        "--suite",
+        choices=(*SUITES, "soak"),
+        action="append",
+        help="run only this suite (repeatable); soak runs only when named",
     )
     args = parser.parse_args(argv)
     suites = args.suite or list(SUITES)
+    if "soak" in suites:
+        # The soak starts its own hub and writes its own report (bench/soak.py).
+        soak_code = soak_bench.main([*(["--tiny"] if args.tiny else []), "--out", str(args.out)])
+        suites = [suite for suite in suites if suite != "soak"]
+        if not suites:
+            return soak_code
     raw_contacts = 2_000 if args.tiny else RAW_CONTACTS
     count = args.events or (TINY_SIZE if args.tiny else FULL_SIZE)
     kind = os.environ.get("KANALHUB_EMBEDDED_BROKER", DEFAULT_BROKER)
@@ -107,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         if "hub" in suites:
             days = 3 if args.tiny else YEAR_DAYS
             with console.status(f"{days} days of Copenhagen through the whole hub"):
-                outcomes["hub"] = asyncio.run(hub_bench.run_all(days, 5 if args.tiny else 100))
+                outcomes["hub"] = asyncio.run(
+                    hub_bench.run_all(days, 5 if args.tiny else 100, 0.5 if args.tiny else 8.0)
+                )
     host = machine.describe()
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -122,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         }
         if suite == "metrics":
             report["size"]["raw_contacts"] = raw_contacts  # type: ignore[index]
+        for result, entry in zip(results, report["results"], strict=True):  # type: ignore[arg-type]
+            if isinstance(result, hub_bench.SeriesResult):
+                entry["series"] = result.series  # the memory samples behind the figures
         for name in (f"{suite}-{stamp}.json", f"{suite}-latest.json"):
             (args.out / name).write_text(json.dumps(report, indent=2) + "\n")
         console.print(_table(suite, results, host))

@@ -8,7 +8,8 @@
 - Payloads are closed (unknown fields are refused), immutable, have no free text, and are
   refused if any value looks like a CPR number (:func:`find_cpr`).
 - Build events with :func:`new_event`, write them with :func:`encode_event` and
-  :func:`kafka_headers`, read them with :func:`decode_event`, which raises
+  :func:`kafka_headers` (or all in one step on hot paths: :func:`new_encoded_event`), read
+  them with :func:`decode_event`, which raises
   :class:`EventDecodeError` with a machine-readable reason.
 - JSON Schemas and an AsyncAPI 3 document are generated from these models into
   ``docs/events`` (``make schemas``); a test fails when the checked-in copies drift.
@@ -20,10 +21,12 @@ from services.contracts.envelope import (
     AnyEvent,
     CloudEvent,
     DecodeFailure,
+    EncodedEvent,
     EventDecodeError,
     decode_event,
     encode_event,
     kafka_headers,
+    new_encoded_event,
     new_event,
     topic_for,
 )
@@ -90,6 +93,7 @@ __all__ = [
     "DecodeFailure",
     "District",
     "DistrictShareChanged",
+    "EncodedEvent",
     "EntryKind",
     "EntryRetired",
     "EntryStatus",
@@ -123,6 +127,7 @@ __all__ = [
     "encode_event",
     "find_cpr",
     "kafka_headers",
+    "new_encoded_event",
     "new_event",
     "topic_for",
 ]

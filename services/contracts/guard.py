@@ -26,9 +26,11 @@ leak.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from typing import Final
+from uuid import UUID
 
 from pydantic import BaseModel
 
@@ -56,11 +58,25 @@ def find_cpr(value: object) -> str | None:
 
     The result is the matched text itself: never put it in a log line or an error message.
     """
+    # Every payload is walked on every validation, so the common exact types are dispatched
+    # first by type; the isinstance chain below (unchanged) decides everything else.
+    kind = type(value)
+    if kind is str:
+        return _search(value)  # type: ignore[arg-type]
+    if kind in _NOTHING_INSIDE:
+        return None
+    if kind in _PLAIN_COLLECTIONS:
+        return _first(value)  # type: ignore[arg-type]
     if isinstance(value, str):
-        match = CPR_PATTERN.search(value)
-        return match.group(0) if match else None
+        return _search(value)
     if isinstance(value, BaseModel):
-        return _first(getattr(value, name) for name in type(value).model_fields)
+        fields = type(value).model_fields
+        held = value.__dict__
+        if len(held) == len(fields):
+            # A built model holds exactly its fields' values in __dict__, in field order: read
+            # there without an attribute lookup per field.
+            return _first(held.values())
+        return _first(getattr(value, name) for name in fields)
     if isinstance(value, Mapping):
         return _first(item for pair in value.items() for item in pair)
     if isinstance(value, list | tuple | set | frozenset):
@@ -68,9 +84,21 @@ def find_cpr(value: object) -> str | None:
     return None
 
 
+_NOTHING_INSIDE: Final = frozenset(
+    {type(None), bool, int, float, dt.datetime, dt.date, dt.time, dt.timedelta, UUID}
+)
+_PLAIN_COLLECTIONS: Final = frozenset({list, tuple, set, frozenset})
+
+
+def _search(text: str) -> str | None:
+    match = CPR_PATTERN.search(text)
+    return match.group(0) if match else None
+
+
 def _first(values: Iterable[object]) -> str | None:
     for item in values:
-        found = find_cpr(item)
+        # Strings are most of what a payload holds: searched here without a call per item.
+        found = _search(item) if type(item) is str else find_cpr(item)
         if found is not None:
             return found
     return None

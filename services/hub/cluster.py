@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,17 +70,35 @@ class Cluster:
 
     def add(self, name: str, instance: str = "a") -> ServiceProcess:
         """Start one more replica of ``name`` (its own instance id) and wait until ready."""
-        port = free_port()
-        process = ServiceProcess(
-            name,
-            port,
-            HOST,
-            service_env(self.hub, name, port, HOST, instance),
-            self.root / f"logs-{instance}",
-        )
-        process.start(timeout=60)
-        self.services.setdefault(name, []).append(process)
-        return process
+        return self.add_replicas([name], instance)[0]
+
+    def add_replicas(self, names: Sequence[str], instance: str = "a") -> list[ServiceProcess]:
+        """Start one more replica of each service in ``names`` (instance id ``instance``), all
+        side by side - a service takes seconds to import and connect - and wait until each is
+        ready."""
+        taken = {process.port for replicas in self.services.values() for process in replicas}
+        processes = []
+        for name in names:
+            port = free_port()
+            # A child binds its port only once it has started: the next free port could be
+            # the one just handed out.
+            while port in taken:
+                port = free_port()
+            taken.add(port)
+            process = ServiceProcess(
+                name,
+                port,
+                HOST,
+                service_env(self.hub, name, port, HOST, instance),
+                self.root / f"logs-{instance}",
+            )
+            process.launch()
+            # Registered at once, so that stop() ends it even if another fails to start.
+            self.services.setdefault(name, []).append(process)
+            processes.append(process)
+        for process in processes:
+            process.wait_ready(60)
+        return processes
 
     def url(self, name: str, replica: int = 0) -> str:
         """Base URL of a replica of a service."""

@@ -10,6 +10,12 @@ services' own HTTP APIs, as the kiosks and the external channel systems would.
 posts today's traffic as it happens, for the demo. The books of a run - contacts the services
 accepted with a 2xx - are returned, so a caller (the fault suite, the benchmark) can compare them
 with what the metrics service counted.
+
+The simulated clients retry like real kiosks: a request that got no definitive answer (the
+connection failed or timed out, a 5xx, a 429) is sent again, the same body with the same session
+ids, with backoff, until it gets one or ``patience`` runs out. The hub's writes are idempotent,
+so a session the hub took in while its answer was lost comes back as 200 with the stored answer;
+the books count a session on its definitive answer (201 or 200), once.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,10 +33,17 @@ import httpx
 from services.contracts import District, SessionOutcome
 from services.hub.simulation import COPENHAGEN, DayPlan, IntakeLine, KioskSession, plan_day
 from services.plumbing.auth import mint_token
-from services.plumbing.backoff import pause
+from services.plumbing.backoff import Backoff, pause
 from services.plumbing.settings import HubSettings
 
 BATCH = 1000
+
+RETRYABLE = frozenset({408, 429})
+"""Client-error statuses that are no definitive answer: ask again later (as every 5xx)."""
+
+
+def _definitive(status: int) -> bool:
+    return status < 500 and status not in RETRYABLE
 
 
 @dataclass(frozen=True)
@@ -46,17 +60,41 @@ class Books:
     """What the hub accepted: the figures the metrics service must end up counting."""
 
     contacts: int = 0
-    """Contacts accepted (completed sessions + intake counts); a replayed item counts once."""
+    """Contacts accepted (completed sessions + intake counts); a session counts once, however
+    many attempts it took."""
     sessions_sent: int = 0
+    """Distinct sessions sent (a retry is not sent again)."""
     sessions_accepted: int = 0
+    sessions_replayed: int = 0
+    """Accepted sessions whose first answer was 200: an earlier attempt had been taken in but
+    its answer was lost (or an earlier run sent them)."""
     sessions_refused: int = 0
     intake_lines: int = 0
+    requests: int = 0
+    """HTTP requests made, retries included."""
+    retries: int = 0
+    """Requests sent again for want of a definitive answer."""
+    items_resent: int = 0
+    """Batch items answered 5xx on their own, sent again in a later batch."""
     by_day: dict[dt.date, int] = field(default_factory=dict)
+    _booked: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
 
     def add(self, day: dt.date, contacts: int) -> None:
         """Book ``contacts`` accepted on ``day``."""
         self.contacts += contacts
         self.by_day[day] = self.by_day.get(day, 0) + contacts
+
+    def accept_session(self, session: KioskSession, day: dt.date, status: int) -> None:
+        """Book a session the hub answered ``status`` (201 or 200) for; a completed one is a
+        contact. A session already booked is not booked again."""
+        if session.session_id in self._booked:
+            return
+        self._booked.add(session.session_id)
+        self.sessions_accepted += 1
+        if status == 200:
+            self.sessions_replayed += 1
+        if session.outcome is SessionOutcome.COMPLETED:
+            self.add(day, 1)
 
 
 @dataclass
@@ -78,10 +116,14 @@ class Simulator:
         endpoints: Endpoints | None = None,
         seed: int = 2026,
         timeout: float = 60.0,
+        patience: float = 300.0,
     ) -> None:
+        """``timeout``: how long one request waits for its answer; ``patience``: how long a
+        request is retried without a definitive answer before the simulator gives up."""
         self._settings = settings
         self._endpoints = endpoints or Endpoints()
         self._seed = seed
+        self._patience = patience
         self._http = httpx.AsyncClient(timeout=timeout)
         self._admin = self._bearer("simulator-admin", "kvik:admin")
         self._ingest = self._bearer("simulator-intake", "metrics:ingest")
@@ -97,25 +139,28 @@ class Simulator:
 
     async def set_up_kiosks(self) -> dict[District, list[str]]:
         """A kiosk at every open KVIK point; returns the KVIK entries per district."""
-        response = await self._http.get(
+        response = await self._request(
+            "GET",
             f"{self._endpoints.registry}/entries",
             params={"kind": "kvik_point", "status": "open"},
         )
-        response.raise_for_status()
         entries: dict[District, list[str]] = {}
         for entry in response.json():
             entry_id, district = entry["entry_id"], District(entry["district"])
             kiosk_id = f"sim-{entry_id}"[:64]
-            created = await self._http.post(
+            # Registered by an earlier run - or by an earlier attempt whose answer was lost:
+            # either way a new token (the last one handed out is the one that works).
+            created = await self._request(
+                "POST",
                 f"{self._endpoints.kvik}/kiosks",
                 json={"kiosk_id": kiosk_id, "entry_id": entry_id},
                 headers=self._admin,
+                accept=(409,),
             )
-            if created.status_code == 409:  # registered by an earlier run: a new token
-                created = await self._http.post(
-                    f"{self._endpoints.kvik}/kiosks/{kiosk_id}/token", headers=self._admin
+            if created.status_code == 409:
+                created = await self._request(
+                    "POST", f"{self._endpoints.kvik}/kiosks/{kiosk_id}/token", headers=self._admin
                 )
-            created.raise_for_status()
             self.kiosks[entry_id] = Kiosk(kiosk_id, entry_id, district, created.json()["token"])
             entries.setdefault(district, []).append(entry_id)
         return entries
@@ -133,20 +178,34 @@ class Simulator:
         await asyncio.gather(*uploads)
 
     async def _upload(self, kiosk: Kiosk, sessions: list[KioskSession], day: dt.date) -> None:
-        body = {"sessions": [session_body(kiosk, s) for s in sessions]}
-        response = await self._post(
-            f"{self._endpoints.kvik}/sessions/batch",
-            body,
-            {"Authorization": f"Bearer {kiosk.token}"},
-        )
+        """Upload ``sessions`` as one batch; the items without a definitive answer (a 5xx of
+        their own) are sent again, until each is accepted or refused."""
         self.books.sessions_sent += len(sessions)
-        for item, session in zip(response.json()["items"], sessions, strict=True):
-            if item["status"] in (200, 201):
-                self.books.sessions_accepted += 1
-                if item["status"] == 201 and session.outcome is SessionOutcome.COMPLETED:
-                    self.books.add(day, 1)
-            else:
-                self.books.sessions_refused += 1
+        waiting = sessions
+        backoff = Backoff(initial=0.2, maximum=5.0)
+        deadline = time.monotonic() + self._patience
+        while True:
+            response = await self._post(
+                f"{self._endpoints.kvik}/sessions/batch",
+                {"sessions": [session_body(kiosk, s) for s in waiting]},
+                {"Authorization": f"Bearer {kiosk.token}"},
+            )
+            again: list[KioskSession] = []
+            for item, session in zip(response.json()["items"], waiting, strict=True):
+                status = item["status"]
+                if 200 <= status < 300:
+                    self.books.accept_session(session, day, status)
+                elif _definitive(status):
+                    self.books.sessions_refused += 1
+                else:
+                    again.append(session)
+            if not again:
+                return
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"{len(again)} sessions got no definitive answer")
+            self.books.items_resent += len(again)
+            waiting = again
+            await asyncio.sleep(backoff.next_delay())
 
     async def _intake(self, source: str, day: dt.date, lines: list[IntakeLine]) -> None:
         if not lines:
@@ -171,25 +230,44 @@ class Simulator:
     async def _post(
         self, url: str, body: dict[str, Any], headers: dict[str, str]
     ) -> httpx.Response:
-        """POST, retrying connection failures and 5xx: the hub's writes are idempotent
-        (session ids, replacing intake), so a retry never counts twice."""
-        delay = 0.2
-        for attempt in range(8):
+        """POST until a definitive answer (see :meth:`_request`)."""
+        return await self._request("POST", url, json=body, headers=headers)
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        accept: tuple[int, ...] = (),
+    ) -> httpx.Response:
+        """Send a request until it gets a definitive answer and return it: a 2xx, or a status
+        in ``accept``; any other 4xx (but 408/429) raises. A failed connection, a timeout, a
+        5xx, 408 or 429 is no answer: the same request again, with backoff, for ``patience``
+        seconds. Safe because the hub's writes are idempotent (session ids, replacing intake,
+        registration answered 409 the second time)."""
+        backoff = Backoff(initial=0.2, maximum=5.0)
+        deadline = time.monotonic() + self._patience
+        while True:
+            self.books.requests += 1
             try:
-                response = await self._http.post(url, json=body, headers=headers)
+                response = await self._http.request(
+                    method, url, json=json, params=params, headers=headers
+                )
             except httpx.TransportError:
-                if attempt == 7:
+                if time.monotonic() >= deadline:
                     raise
             else:
-                if response.status_code < 500 and response.status_code != 429:
-                    if response.status_code >= 400:
+                if _definitive(response.status_code):
+                    if response.status_code >= 400 and response.status_code not in accept:
                         raise RuntimeError(f"{url} refused: {response.status_code} {response.text}")
                     return response
-                if attempt == 7:
+                if time.monotonic() >= deadline:
                     response.raise_for_status()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-        raise AssertionError("unreachable")
+            self.books.retries += 1
+            await asyncio.sleep(backoff.next_delay())
 
     async def replay(
         self,

@@ -8,15 +8,17 @@ takes one token from the kiosk's rate-limit bucket. Administrators (``kvik:admin
 from __future__ import annotations
 
 import asyncio
+import email.message
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Security
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from sse_starlette import EventSourceResponse
 
 from services.kvik.schemas import (
@@ -158,18 +160,92 @@ async def heartbeat(
 # --- sessions ------------------------------------------------------------------------------
 
 
+_SESSION_IN: TypeAdapter[SessionIn] = TypeAdapter(SessionIn)
+
+
+def _json_media(content_type: str) -> bool:
+    """Whether FastAPI reads a body of this content type as JSON (``application/json`` or
+    ``application/*+json``, parameters ignored)."""
+    if content_type == "application/json":
+        return True  # what kiosks send; the general rule below gives the same
+    message = email.message.Message()
+    message["content-type"] = content_type
+    if message.get_content_maintype() != "application":
+        return False
+    subtype = message.get_content_subtype()
+    return subtype == "json" or subtype.endswith("+json")
+
+
+async def _session_body(request: Request) -> SessionIn:
+    """The body of ``POST /sessions`` validated as :class:`SessionIn`, in one pass over the
+    bytes (pydantic's JSON parser, no intermediate dict).
+
+    Anything that does not validate that way is read again exactly as FastAPI reads a body
+    parameter (``json.loads``, then the model), so refusals - and their messages - are FastAPI's.
+    """
+    raw = await request.body()
+    content_type = request.headers.get("content-type")
+    if raw and content_type and _json_media(content_type):
+        try:
+            return _SESSION_IN.validate_json(raw)
+        except ValidationError:
+            pass  # the reading below gives the answer FastAPI gives
+    if not raw:
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
+        )
+    document: Any = raw  # not JSON by its content type: validated as bytes, and refused
+    if content_type and _json_media(content_type):
+        try:
+            document = json.loads(raw)
+        except json.JSONDecodeError as error:
+            detail = {"type": "json_invalid", "loc": ("body", error.pos)}
+            raise RequestValidationError(
+                [{**detail, "msg": "JSON decode error", "input": {}, "ctx": {"error": error.msg}}]
+            ) from None
+        except (ValueError, RecursionError):
+            # Not UTF-8, UTF-16 or UTF-32 at all, or nested deeper than json.loads recurses:
+            # FastAPI answers both with this 400.
+            raise HTTPException(400, "There was an error parsing the body") from None
+    try:
+        return _SESSION_IN.validate_python(document, from_attributes=True)
+    except ValidationError as error:
+        raise RequestValidationError(
+            [{**item, "loc": ("body", *item["loc"])} for item in error.errors(include_url=False)]
+        ) from None
+
+
+_SESSION_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SessionIn"}}},
+        "required": True,
+    },
+    "security": [{"device": []}],
+}
+"""What FastAPI wrote for the route when it parsed the body and the token itself; ``app.py``
+registers the ``SessionIn`` schema the reference points to."""
+
+
 @router.post(
     "/sessions",
     tags=["sessions"],
     status_code=201,
     responses={200: {"model": SessionResult, "description": "Recorded before"}, **KIOSK_PROBLEMS},
+    openapi_extra=_SESSION_OPENAPI,
 )
-async def post_session(body: SessionIn, service: ServiceDep, token: DeviceToken) -> Response:
+async def post_session(request: Request) -> Response:
     """Record a finished session. Sending it again returns the stored result (200); a different
     session under the same id is a 409."""
-    # The token is checked inside the recording script (one round trip), not by CurrentKiosk.
+    # The hottest route reads its token and body itself: FastAPI's dependency solving and body
+    # parsing cost more than the rest of the post. The token is refused (401) from the header
+    # alone, before the body is read; it is checked in Redis inside the recording script
+    # (one round trip), not by CurrentKiosk.
+    token = await device_token(await _device_scheme(request))
+    body = await _session_body(request)
+    service: KvikService = request.app.state.kvik
     status, result = await service.record_with_token(token, body)
-    return _json(result, status)
+    # The stored result is already the SessionResult's JSON: sent as it is, not re-encoded.
+    return Response(result, status_code=status, media_type="application/json")
 
 
 @router.post(
@@ -204,7 +280,7 @@ async def post_batch(request: Request, service: ServiceDep, kiosk: CurrentKiosk)
     recorded or refused on its own; the 207 answer has one result per item, in order."""
     try:
         document = json.loads(await request.body())
-    except ValueError:
+    except (ValueError, RecursionError):  # nested deeper than json.loads recurses, too
         raise invalid([FieldProblem(field="body", message="The body is not valid JSON")]) from None
     if not isinstance(document, dict) or "sessions" not in document:
         raise invalid([FieldProblem(field="body.sessions", message="Field required")])

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -14,6 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.kvik.api import router
 from services.kvik.events import handlers
+from services.kvik.schemas import SessionIn
 from services.kvik.service import KvikService
 from services.kvik.settings import KvikSettings
 from services.kvik.store import KvikStore
@@ -87,7 +89,45 @@ def create_app(settings: KvikSettings | None = None) -> FastAPI:
     # idempotent), and one log line instead of a traceback per request.
     app.add_exception_handler(RedisConnectionError, _store_unavailable)
     app.add_exception_handler(RedisTimeoutError, _store_unavailable)
+    _document_session_body(app)
     return app
+
+
+def _document_session_body(app: FastAPI) -> None:
+    """Register the ``SessionIn`` schema that ``POST /sessions`` and the batch refer to.
+
+    ``POST /sessions`` reads its body itself (see ``api._session_body``), so FastAPI no longer
+    finds the model among the route's parameters; the schema is the one FastAPI wrote for it.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = generate()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for name, schema in _body_schemas().items():
+            schemas.setdefault(name, schema)
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _body_schemas() -> dict[str, Any]:
+    # FastAPI's own rendering of SessionIn as a request body (it differs from pydantic's
+    # model_json_schema in details such as null defaults), taken from a throwaway app.
+    probe = FastAPI()
+
+    @probe.post("/")
+    async def session(body: SessionIn) -> None:
+        """Only here to be documented."""
+
+    schemas: dict[str, Any] = probe.openapi()["components"]["schemas"]
+    return {name: schemas[name] for name in schemas if name not in _FASTAPI_OWN}
+
+
+_FASTAPI_OWN = frozenset({"HTTPValidationError", "ValidationError"})
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:

@@ -18,6 +18,7 @@ import holidays
 from services.contracts import (
     CloudEvent,
     District,
+    EncodedEvent,
     EventType,
     HelpAnswered,
     HelpChannel,
@@ -29,6 +30,7 @@ from services.contracts import (
     SessionCompleted,
     SessionOutcome,
     SessionReferred,
+    new_encoded_event,
     new_event,
 )
 from services.contracts.payloads.registry import OpeningHours
@@ -162,14 +164,10 @@ _SESSION_EVENTS: dict[SessionOutcome, EventType] = {
 }
 
 
-def session_event(
-    session: Session, entry_id: str, district: District | str, source: str
-) -> CloudEvent:
-    """The event a recorded session becomes, by outcome, timed when the session ended.
-
-    The event time is the kiosk's end time, not the arrival time, so a backlog uploaded today
-    is counted on the day it happened.
-    """
+def session_payload(
+    session: Session, entry_id: str, district: District | str
+) -> SessionCompleted | SessionAbandoned | SessionReferred:
+    """The payload a recorded session becomes, by outcome; validated, CPR guard included."""
     fields: dict[str, Any] = {
         "session_id": session.session_id,
         "kiosk_id": session.kiosk_id,
@@ -181,15 +179,39 @@ def session_event(
         "steps": session.steps,
         "help": session.help,
     }
-    event_type = _SESSION_EVENTS[session.outcome]
-    payload: SessionCompleted | SessionAbandoned | SessionReferred
     if session.outcome is SessionOutcome.COMPLETED:
-        payload = SessionCompleted(**fields)
-    elif session.outcome is SessionOutcome.ABANDONED:
-        payload = SessionAbandoned(**fields)
-    else:
-        payload = SessionReferred(**fields, referred_to=session.referred_to)
-    return new_event(event_type, payload, source=source, time=session.ended_at)
+        return SessionCompleted(**fields)
+    if session.outcome is SessionOutcome.ABANDONED:
+        return SessionAbandoned(**fields)
+    return SessionReferred(**fields, referred_to=session.referred_to)
+
+
+def session_event(
+    session: Session, entry_id: str, district: District | str, source: str
+) -> CloudEvent:
+    """The event a recorded session becomes, by outcome, timed when the session ended.
+
+    The event time is the kiosk's end time, not the arrival time, so a backlog uploaded today
+    is counted on the day it happened.
+    """
+    payload = session_payload(session, entry_id, district)
+    return new_event(
+        _SESSION_EVENTS[session.outcome], payload, source=source, time=session.ended_at
+    )
+
+
+def session_record(
+    session: Session, entry_id: str, district: District | str, source: str
+) -> EncodedEvent:
+    """:func:`session_event`, already encoded: the same event and bytes, for the post paths.
+
+    The payload is validated once (with the personal-data guard); the envelope around it is
+    not validated again (``new_encoded_event``) - it was the third validation of every post.
+    """
+    payload = session_payload(session, entry_id, district)
+    return new_encoded_event(
+        _SESSION_EVENTS[session.outcome], payload, source=source, time=session.ended_at
+    )
 
 
 def merge_steps(streamed: dict[int, str], final: Sequence[str] | None) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from services.contracts import EventType, HelpRequested, SessionOutcome
+from services.contracts import EncodedEvent, EventType, HelpRequested, SessionOutcome
 from services.contracts.reference import EntryKind, EntryStatus, HelpChannel
 from services.kvik import domain, metrics
 from services.kvik.schemas import (
@@ -354,8 +354,12 @@ class KvikService:
 
     def _prepare(
         self, kiosk: Kiosk, body: SessionIn, now: dt.datetime, prefix: str
-    ) -> tuple[domain.Session, str, Any]:
-        """Check a whole session and build its result and event; raises Problem."""
+    ) -> tuple[domain.Session, str, EncodedEvent]:
+        """Check a whole session and build its result and its encoded event; raises Problem.
+
+        ``body`` was validated at the edge; the payload is validated once more (its own rules
+        and the personal-data guard), the envelope not again.
+        """
         if body.kiosk_id != kiosk.kiosk_id:
             raise _not_own(body.kiosk_id)
         session = _session_of(body)
@@ -363,7 +367,7 @@ class KvikService:
         if problems:
             raise invalid(problems)
         try:
-            event = domain.session_event(session, kiosk.entry_id, kiosk.district, self.source)
+            event = domain.session_record(session, kiosk.entry_id, kiosk.district, self.source)
         except ValidationError as error:
             # The contract's own guard (a code that looks like a CPR number, for one).
             raise invalid(_validation_problems(error, prefix)) from None
@@ -378,14 +382,15 @@ class KvikService:
         )
         return session, result, event
 
-    def _answer(self, reply: Any, prefix: str, result: str) -> tuple[int, SessionResult]:
-        """The answer to a record script's reply; ``result`` is what this request stored if it
-        was the first (the script sends back only a replay's stored result)."""
+    def _answer(self, reply: Any, prefix: str, result: str) -> tuple[int, str]:
+        """The answer to a record script's reply, as the stored result's JSON (a
+        :class:`SessionResult`, written by :meth:`_prepare`); ``result`` is what this request
+        stored if it was the first (the script sends back only a replay's stored result)."""
         status, *rest = [part.decode() if isinstance(part, bytes) else part for part in reply]
         if status == "created":
-            return 201, SessionResult.model_validate_json(result)
+            return 201, result
         if status == "replay":
-            return 200, SessionResult.model_validate_json(rest[0])
+            return 200, rest[0]
         if status == "conflict":
             raise _session_conflict()
         if status == "inactive":
@@ -394,8 +399,11 @@ class KvikService:
             raise _unknown_service(prefix)
         raise RuntimeError(f"unexpected answer from the record script: {status}")
 
-    async def record(self, kiosk: Kiosk, body: SessionIn) -> tuple[int, SessionResult]:
-        """Record a whole session: 201 the first time, 200 with the same result for a retry."""
+    async def record(self, kiosk: Kiosk, body: SessionIn) -> tuple[int, str]:
+        """Record a whole session: 201 the first time, 200 with the same result for a retry.
+
+        The result is the JSON of a :class:`SessionResult`, as stored: a retry gets the very
+        bytes the first answer had."""
         session, result, event = self._prepare(kiosk, body, self.clock(), "body")
         reply = await self.store.record_session(
             None,
@@ -415,7 +423,7 @@ class KvikService:
         metrics.SESSIONS.labels("single", "created" if status == 201 else "replayed").inc()
         return status, answer
 
-    async def record_with_token(self, token: str, body: SessionIn) -> tuple[int, SessionResult]:
+    async def record_with_token(self, token: str, body: SessionIn) -> tuple[int, str]:
         """Record a whole session for the kiosk of ``token`` in one round trip when possible.
 
         The event needs the kiosk's entry and district, known from an earlier token check of
@@ -524,7 +532,10 @@ class KvikService:
                 results[index] = self._failed(index, session_id, refused)
                 continue
             results[index] = ItemResult(
-                index=index, session_id=session_id, status=status, result=answer
+                index=index,
+                session_id=session_id,
+                status=status,
+                result=SessionResult.model_validate_json(answer),
             )
         final = [r for r in results if r is not None]
         created = sum(1 for r in final if r.status == 201)

@@ -1,7 +1,8 @@
 """What the metrics service reacts to, in one table: event type -> handler.
 
-Each handler maps its event to contacts and figures (``domain``) and queues the changes on the
-batch's MULTI pipeline (``store``); the consumer adds the dedupe marks to the same transaction.
+Each handler maps its event to contacts and figures (``domain``) and adds the counter changes to
+the transaction's counters or queues other writes on the batch's MULTI pipeline (``store``); the
+consumer applies the counters and the dedupe marks in one script in the same transaction.
 A help event names only its registry entry; one for an entry the registry has not told of is
 dead-lettered (reason ``unknown_entry``) and can be re-driven once it has
 (``kanalhub metrics redrive``).

@@ -32,8 +32,9 @@ KVIK, mobile and registry figures:
   external report with that key (for replace semantics).
 
 Writes are queued on the consumer's MULTI pipeline, so they commit with the dedupe mark; counter
-changes are first summed over the transaction (``counts``), so a batch costs one HINCRBY per
-field it changes, not one per event.
+changes are first summed over the transaction (``counts``, the transaction's ``counters``) and
+applied by the consumer's commit script together with the dedupe marks, so a batch costs one
+command however many events and fields it changes.
 Scripts that read (a report's previous figure, a visit's previous state) run on the server
 inside that transaction, in order, so two events for the same key in one batch see each other.
 """
@@ -66,6 +67,9 @@ SERVICE = "metrics"
 SEP = "|"
 ALL_SERVICES = ""
 """The service of a cell read from a ``mix`` rollup: the sum over all services."""
+
+_ROLLUP_CACHE_DAYS = 4096
+"""Days whose rollup key names a store keeps at most (about 11 years of backlog)."""
 
 HELP_WAIT_BUCKETS: tuple[float, ...] = (15, 30, 60, 120, 300, 600, 1200, 1800)
 """Upper bounds (seconds) of the time-to-help histogram: a citizen waits seconds to minutes."""
@@ -186,6 +190,9 @@ class MetricsStore:
 
     def __init__(self, settings: HubSettings) -> None:
         self._settings = settings
+        # day -> its (cells, mix) rollup keys per period: every contact of a day needs the same
+        # six names, and building them (ISO week, joins) cost more than the counting itself.
+        self._rollups: dict[dt.date, tuple[tuple[str, str], ...]] = {}
 
     def key(self, *parts: str) -> str:
         """A key of the metrics service."""
@@ -194,6 +201,18 @@ class MetricsStore:
     def rollup_key(self, kind: str, period: Period, day: dt.date) -> str:
         """The ``cells`` or ``mix`` hash of the ``period`` containing ``day``."""
         return self.key(kind, period.value, period_name(period, day))
+
+    def _rollup_keys(self, day: dt.date) -> tuple[tuple[str, str], ...]:
+        """``(cells key, mix key)`` of each period containing ``day``, cached per day."""
+        keys = self._rollups.get(day)
+        if keys is None:
+            if len(self._rollups) >= _ROLLUP_CACHE_DAYS:
+                self._rollups.clear()  # a replay of many years: start over rather than grow
+            keys = self._rollups[day] = tuple(
+                (self.rollup_key("cells", period, day), self.rollup_key("mix", period, day))
+                for period in Period
+            )
+        return keys
 
     def aggregate_patterns(self) -> list[str]:
         """Key patterns of everything the events built (for ``rebuild``); not the outbox."""
@@ -218,22 +237,22 @@ class MetricsStore:
     # -- writes, queued on a MULTI pipeline ----------------------------------------------------
 
     def counts(self, tx: Transaction) -> Counts:
-        """The transaction's counter changes, summed and queued once just before it executes
-        (a batch's 500 increments of one field become one HINCRBY)."""
-        return tx.gather("metrics-counts", Counts, flush_counts)
+        """The transaction's counter changes, summed over its events and applied by the
+        consumer's commit script with the dedupe marks (a batch's 500 increments of one field
+        become one increment by 500)."""
+        return tx.counters
 
     def add_contacts(self, counts: Counts, contacts: Iterable[ContactCount]) -> None:
         """Count ``contacts`` in every rollup."""
         totals = self.key("totals")
         for contact in contacts:
-            cell = cell_field(
-                CellKey(contact.district, contact.channel, contact.mode, contact.service)
-            )
-            mix = mix_field(contact.district, contact.channel, contact.mode)
-            for period in Period:
-                counts[(self.rollup_key("cells", period, contact.day), cell)] += contact.count
-                counts[(self.rollup_key("mix", period, contact.day), mix)] += contact.count
-            counts[(totals, mix)] += contact.count
+            count = contact.count
+            cell = SEP.join((contact.district, contact.channel, contact.mode, contact.service))
+            mix = SEP.join((contact.district, contact.channel, contact.mode))
+            for cells_key, mix_key in self._rollup_keys(contact.day):
+                counts[(cells_key, cell)] += count
+                counts[(mix_key, mix)] += count
+            counts[(totals, mix)] += count
 
     def add_abandonment(self, counts: Counts, abandonment: Abandonment) -> None:
         """Count one abandoned session."""
@@ -463,7 +482,8 @@ Counts = Counter[tuple[str, str]]
 
 
 def flush_counts(pipe: Pipeline, counts: Counts) -> None:
-    """Queue one HINCRBY per (key, field) that changed."""
+    """Queue one HINCRBY per (key, field) that changed (for writes outside the consumer, which
+    applies a transaction's ``counts`` itself)."""
     for (key, field), change in counts.items():
         if change:
             pipe.hincrby(key, field, change)

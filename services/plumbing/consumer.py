@@ -3,10 +3,17 @@
 For each record: decode -> dedupe -> handle -> store, then commit the offset by hand.
 
 - **Effect and dedupe mark are one atomic step.** The handler queues its writes into a MULTI
-  pipeline; the loop adds ``SET <seen:event-id> EX ttl`` to the same transaction and WATCHes the
-  mark, so two deliveries racing each other (a rebalance) cannot both apply. A plain ``SET NX``
-  before the handler would lose the effect if the process died between mark and effect; one after
-  the handler would double it.
+  pipeline; the loop adds the marks (``SET <seen:event-id> 1 EX ttl``) to the same transaction
+  and WATCHes them, so two deliveries racing each other (a rebalance) cannot both apply. (A
+  batch whose handlers only count needs no WATCH: the commit script itself refuses it if a mark
+  appeared.) A plain ``SET NX`` before the handler would lose the effect if the process died
+  between mark and effect; one after the handler would double it.
+- **Counters and marks are one script.** Counter changes a handler declares with
+  :meth:`Transaction.hincrby` are summed over the transaction and applied, with the marks, by
+  one Lua script at the end of the MULTI (:data:`COMMIT_SCRIPT`): one command per batch instead
+  of one SET per event and one HINCRBY per changed field. The script sets the marks only after
+  every increment succeeded and undoes its increments when one fails, so a failing script
+  stores neither counts nor marks.
 - **Offsets are committed only after the batch's effects are stored.** A consumer that dies in
   between gets the records again; the marks make the second delivery a no-op.
 - **Transient errors** (Redis or Kafka unreachable, timeouts) are retried with backoff, forever:
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +52,7 @@ from services.contracts import (
     decode_event,
 )
 from services.plumbing.backoff import Backoff, pause, stop_if_cancelled
+from services.plumbing.fetch_pacing import pace_empty_fetches
 from services.plumbing.logging import get_logger
 from services.plumbing.metrics import (
     CONSUMER_LAG,
@@ -88,6 +97,90 @@ class UnprocessableEvent(Exception):
         self.reason = reason
 
 
+# The marks and the summed counter changes of one transaction, applied at once - or, when any
+# of the marks is already set (another delivery of one of its events was stored since the marks
+# were read), nothing: an error reply, so the caller falls back to its per-event path.
+# KEYS: the dedupe marks to set, then every hash an increment touches.
+# ARGV[1] the marks' TTL in seconds, ARGV[2] the number of marks, ARGV[3] the increments as
+# lines "<index of the hash in KEYS> <amount> <field>\n", then any increment whose field holds a
+# newline as a triple of arguments (index, amount, field). One argument for thousands of
+# increments: redis-py packs every argument in Python, which cost more than the commands did.
+# Increments go first; if one fails (a key of another type, a field that is not an integer)
+# those already made are taken back and the error is returned before any mark is set, so the
+# script stores all of it or nothing (MULTI itself never rolls back).
+COMMIT_SCRIPT = r"""
+for i = 1, tonumber(ARGV[2]) do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    return redis.error_reply('batch not stored: an event of it was stored meanwhile')
+  end
+end
+local keys, amounts, fields, n = {}, {}, {}, 0
+local function add(index, amount, field)
+  local key = KEYS[tonumber(index)]
+  local done = redis.pcall('HINCRBY', key, field, amount)
+  if type(done) == 'table' and done.err then
+    for i = n, 1, -1 do
+      if redis.call('HINCRBY', keys[i], fields[i], -tonumber(amounts[i])) == 0 then
+        redis.call('HDEL', keys[i], fields[i])  -- most likely one this script created
+      end
+    end
+    return done.err
+  end
+  n = n + 1
+  keys[n], amounts[n], fields[n] = key, amount, field
+end
+for index, amount, field in string.gmatch(ARGV[3], '(%d+) (%-?%d+) ([^\n]*)\n') do
+  local err = add(index, amount, field)
+  if err then return redis.error_reply('batch not stored: ' .. err) end
+end
+for i = 4, #ARGV, 3 do
+  local err = add(ARGV[i], ARGV[i + 1], ARGV[i + 2])
+  if err then return redis.error_reply('batch not stored: ' .. err) end
+end
+for i = 1, tonumber(ARGV[2]) do
+  redis.call('SET', KEYS[i], '1', 'EX', ARGV[1])
+end
+return n
+"""
+"""Lua: set the dedupe marks and apply the counter increments of one transaction, or - if a
+mark is set already or an increment fails - none of it."""
+
+
+def queue_commit(
+    pipe: Pipeline, marks: Sequence[str], counters: Mapping[tuple[str, str], int], ttl: int
+) -> None:
+    """Queue :data:`COMMIT_SCRIPT` on ``pipe``: set ``marks`` (EX ``ttl``) and add ``counters``
+    (``(hash key, field) -> amount``; zero amounts are skipped) when the transaction executes.
+    """
+    hashes: dict[str, int] = {}
+    lines: list[str] = []
+    odd: list[str | int] = []
+    first_hash = len(marks) + 1  # KEYS is 1-based in Lua and starts with the marks
+    for (key, name), amount in counters.items():
+        if not amount:
+            continue
+        index = hashes.get(key)
+        if index is None:
+            index = hashes[key] = first_hash + len(hashes)
+        if "\n" in name:
+            odd += (index, amount, name)
+        else:
+            lines.append(f"{index} {int(amount)} {name}\n")
+    # EVAL with the body rather than EVALSHA: the server caches the compiled script by its hash
+    # anyway, and EVAL cannot fail with NOSCRIPT after a restart or failover (which inside a
+    # MULTI would fail the whole batch).
+    pipe.eval(
+        COMMIT_SCRIPT,
+        len(marks) + len(hashes),
+        *marks,
+        *hashes,
+        ttl,
+        len(marks),
+        "".join(lines),
+        *odd,
+    )
+
+
 @dataclass(frozen=True)
 class Transaction:
     """What a handler gets besides the event.
@@ -95,12 +188,23 @@ class Transaction:
     ``pipe`` is a MULTI pipeline: commands queued on it run atomically with the dedupe mark.
     ``redis`` is a plain client for the reads a handler needs before deciding what to write.
     ``emit`` stages a follow-up event in the service's outbox within the same transaction.
+    ``hincrby`` adds to a hash counter when the transaction commits, summed over its events.
     """
 
     pipe: Pipeline
     redis: Redis
     outbox: Outbox
     _finishers: dict[str, tuple[Any, Callable[[Pipeline, Any], None]]] = field(default_factory=dict)
+    counters: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """``(hash key, field) -> amount`` to add when the transaction commits; the consumer applies
+    them in one script with the dedupe marks (see :data:`COMMIT_SCRIPT`). Add to it directly
+    (``tx.counters[key, field] += n``) or through :meth:`hincrby`."""
+
+    def hincrby(self, key: str, name: str, amount: int = 1) -> None:
+        """Add ``amount`` to field ``name`` of hash ``key`` if, and only if, this transaction
+        commits. Summed over the transaction: 500 events adding 1 to one field are one
+        increment by 500."""
+        self.counters[(key, name)] += amount
 
     def emit(self, event: CloudEvent) -> None:
         """Publish ``event`` if, and only if, this transaction commits."""
@@ -203,6 +307,7 @@ class EventConsumer:
             consumer = self._new_consumer()
             try:
                 await asyncio.wait_for(consumer.start(), self._settings.kafka_timeout_seconds)
+                pace_empty_fetches(consumer)
                 consumer.subscribe(self.topics, listener=_Rebalance(self))
                 log.info("consumer started", group=self._group_id, topics=self.topics)
                 backoff.reset()
@@ -374,8 +479,9 @@ class EventConsumer:
         Opt-in (``transaction_per_batch``) because a handler then reads the state as it was
         before the batch: fine for counters, wrong for a handler that reads what an earlier
         event of the same batch wrote. Returns False - nothing stored - when anything is out of
-        the ordinary (an undecodable record, a handler error, a concurrent delivery), and the
-        caller falls back to the per-event path, which dead-letters and retries as usual.
+        the ordinary (an undecodable record, a handler error, a concurrent delivery, a failing
+        commit script), and the caller falls back to the per-event path, which dead-letters and
+        retries as usual.
         """
         work: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent, Handler | None]] = []
         for record in records:
@@ -388,39 +494,88 @@ class EventConsumer:
             (record, event, h) for record, event, h in work if h is not None
         ]
         marks = [self._settings.key(self._service, "seen", str(e.id)) for _, e, _ in handled]
-        outcomes: list[str] = []
+        # (topic, type, outcome) -> events: the Prometheus counters move once per batch and
+        # label set, not once per event.
+        outcomes: Counter[tuple[str, str, str]] = Counter()
         started = time.perf_counter()
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                if marks:
-                    await pipe.watch(*marks)
-                    already = await pipe.mget(marks)
-                else:
-                    already = []
-                pipe.multi()  # type: ignore[no-untyped-call]
-                fresh: set[str] = set()
-                tx = Transaction(pipe=pipe, redis=self._redis, outbox=self._outbox)
-                for (_, event, handler), seen, mark in zip(handled, already, marks, strict=True):
-                    if seen is not None or mark in fresh:
-                        outcomes.append("duplicate")
-                        continue
-                    fresh.add(mark)
-                    await handler(event, tx)
-                    pipe.set(mark, b"1", ex=self._settings.dedupe_ttl_seconds)
-                    outcomes.append("handled")
-                tx.finish()
-                await pipe.execute()
+            already = await self._redis.mget(marks) if marks else []
+            fresh: list[tuple[CloudEvent, Handler, str]] = []
+            planned: set[str] = set()
+            for (record, event, handler), seen, mark in zip(handled, already, marks, strict=True):
+                if seen is not None or mark in planned:
+                    outcomes[(record.topic, event.type, "duplicate")] += 1
+                    continue
+                planned.add(mark)
+                fresh.append((event, handler, mark))
+                outcomes[(record.topic, event.type, "handled")] += 1
+            # First without WATCH: the commit script refuses the batch if any mark got set since
+            # the MGET, which is all the protection counter-only effects need (WATCH on
+            # thousands of keys costs the server O(n^2)). Only if handlers queued commands of
+            # their own is the batch built again with the marks of those events WATCHed.
+            unguarded = await self._store_batch(fresh, watch=[])
+            if unguarded and await self._store_batch(fresh, watch=unguarded):
+                return False  # the handlers changed their minds between the two runs
         except Exception:
             stop_if_cancelled()
             return False
         per_event = (time.perf_counter() - started) / max(1, len(handled))
-        for (record, event, _), outcome in zip(handled, outcomes, strict=True):
-            EVENTS_CONSUMED.labels(self._service, record.topic, event.type, outcome).inc()
-            HANDLER_DURATION.labels(self._service, event.type).observe(per_event)
-        for record, event, maybe_handler in work:
-            if maybe_handler is None:
-                EVENTS_CONSUMED.labels(self._service, record.topic, event.type, "ignored").inc()
+        for (topic, event_type, outcome), count in outcomes.items():
+            EVENTS_CONSUMED.labels(self._service, topic, event_type, outcome).inc(count)
+        handled_types = Counter(event.type for _, event, _ in handled)
+        for event_type, count in handled_types.items():
+            # A histogram has no "observe n times"; the batch's events share one duration.
+            duration = HANDLER_DURATION.labels(self._service, event_type)
+            for _ in range(count):
+                duration.observe(per_event)
+        ignored: Counter[tuple[str, str]] = Counter(
+            (record.topic, event.type) for record, event, handler in work if handler is None
+        )
+        for (topic, event_type), count in ignored.items():
+            EVENTS_CONSUMED.labels(self._service, topic, event_type, "ignored").inc(count)
         return True
+
+    async def _store_batch(
+        self, fresh: Sequence[tuple[CloudEvent, Handler, str]], watch: Sequence[str]
+    ) -> list[str]:
+        """Run the handlers of ``fresh`` (event, handler, mark) into one MULTI and commit it
+        with the marks, WATCHing the marks ``watch`` first. Returns ``[]`` when stored, or -
+        nothing stored - the marks of the events whose handlers queued commands on the
+        pipeline (or all marks, if a ``gather`` flush did) that ``watch`` did not cover.
+
+        Raises when the batch cannot be stored: ``WatchError``, a mark set meanwhile (the
+        commit script refuses), a handler's error.
+        """
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if watch:
+                await pipe.watch(*watch)
+                if any(seen is not None for seen in await pipe.mget(watch)):
+                    raise WatchError("an event of the batch was stored meanwhile")
+            pipe.multi()  # type: ignore[no-untyped-call]
+            tx = Transaction(pipe=pipe, redis=self._redis, outbox=self._outbox)
+            queued_by: list[str] = []
+            for event, handler, mark in fresh:
+                before = len(pipe.command_stack)
+                await handler(event, tx)
+                if len(pipe.command_stack) != before:
+                    queued_by.append(mark)
+            before = len(pipe.command_stack)
+            tx.finish()
+            if len(pipe.command_stack) != before:
+                queued_by = [mark for _, _, mark in fresh]  # a flush belongs to every event
+            covered = set(watch)
+            unguarded = [mark for mark in queued_by if mark not in covered]
+            if unguarded:
+                return unguarded  # leaving the block resets the pipeline: nothing is sent
+            if fresh or tx.counters:
+                queue_commit(
+                    pipe,
+                    [mark for _, _, mark in fresh],
+                    tx.counters,
+                    self._settings.dedupe_ttl_seconds,
+                )
+                await pipe.execute()
+        return []
 
     async def apply(self, event: CloudEvent, handler: Handler) -> str:
         """Run ``handler`` for ``event`` at most once in effect: 'handled' or 'duplicate'."""
@@ -433,7 +588,7 @@ class EventConsumer:
             tx = Transaction(pipe=pipe, redis=self._redis, outbox=self._outbox)
             await handler(event, tx)
             tx.finish()
-            pipe.set(mark, b"1", ex=self._settings.dedupe_ttl_seconds)
+            queue_commit(pipe, [mark], tx.counters, self._settings.dedupe_ttl_seconds)
             try:
                 await pipe.execute()
             except WatchError:
@@ -489,10 +644,12 @@ async def _stop_quietly(consumer: AIOKafkaConsumer) -> None:
 
 
 __all__ = [
+    "COMMIT_SCRIPT",
     "DeadLetter",
     "EventConsumer",
     "Handler",
     "Transaction",
     "TransientError",
     "UnprocessableEvent",
+    "queue_commit",
 ]

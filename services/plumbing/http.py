@@ -20,10 +20,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.contracts import EventType
 from services.plumbing.auth import JwtVerifier
+from services.plumbing.body_guards import BodyReadTimeout, BodySizeLimit
 from services.plumbing.consumer import Handler
 from services.plumbing.logging import configure_logging, get_logger
 from services.plumbing.metrics import HTTP_DURATION, HTTP_REQUESTS
-from services.plumbing.problems import BodySizeLimit, install_problem_handlers
+from services.plumbing.problems import install_problem_handlers
 from services.plumbing.runtime import ServiceRuntime
 from services.plumbing.settings import ServiceSettings
 
@@ -128,6 +129,7 @@ def create_service_app(
     app.state.jwt_verifier = JwtVerifier(settings.hub)
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyReadTimeout, seconds=settings.body_timeout_seconds)
     app.add_middleware(RequestContext, service=settings.service)
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")

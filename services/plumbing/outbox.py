@@ -10,10 +10,11 @@ Layout in Redis (keys under ``<prefix>:<service>:``):
 - ``outbox:lease`` - which relay instance may publish now. One publisher at a time is what keeps
   the events of one aggregate in order: two relays reading one group would race each other.
 - ``outbox:recent`` - a copy of what the broker acknowledged in the last
-  ``outbox_resend_window_seconds``. A broker that crashes can lose records it had already
-  acknowledged (the embedded noida broker loses up to ~1.6 s, decision 0001); after any publish
-  failure and whenever a relay takes the lease, the relay sends this window again before
-  anything newer, so such records are not lost. Consumers dedupe the copies.
+  ``outbox_resend_window_seconds`` before the latest acknowledgement (trimmed as acknowledgements
+  arrive, so an outage of any length keeps it). A broker that crashes can lose records it had
+  already acknowledged (the embedded noida broker loses up to ~1.6 s, decision 0001); after
+  any publish failure and whenever a relay takes the lease, the relay sends this window again
+  before anything newer, so such records are not lost. Consumers dedupe the copies.
 
 An entry is acknowledged and deleted only after the broker acknowledged the record. A relay that
 dies between the two re-publishes the entry later; consumers dedupe by event id.
@@ -51,6 +52,10 @@ from services.plumbing.topics import ensure_topics
 log = get_logger(__name__)
 
 RELAY_GROUP = "relay"
+
+# A relay that had nothing acknowledged for this long checks, before sending anything new,
+# that the broker still holds what it acknowledged last (a broker restarts in well under 1 s).
+_QUIET_SECONDS = 0.5
 
 # Take the lease if it is free, or extend it if we already hold it.
 _LEASE_SCRIPT = """
@@ -106,6 +111,11 @@ async def _nothing_to_acknowledge(_sent: list[tuple[str, dict[str, str]]]) -> No
     """Re-sent events left the outbox already."""
 
 
+def _ms_ago(seconds: float) -> str:
+    """A stream id (milliseconds) ``seconds`` before now, for XTRIM MINID."""
+    return str(int((time.time() - seconds) * 1000))
+
+
 def _decode(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -136,6 +146,10 @@ class OutboxRelay:
         self._resend_due = True
         # Highest offset the broker acknowledged per partition, to notice it going back.
         self._acked_offsets: dict[tuple[str, int], int] = {}
+        # When the broker last acknowledged anything, and when the window was last re-sent
+        # (time.monotonic()).
+        self._last_ack = 0.0
+        self._resent_at = 0.0
         self.consumer_name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._lease = redis.register_script(_LEASE_SCRIPT)
         self._holds_lease = False
@@ -187,7 +201,38 @@ class OutboxRelay:
             entries = await self._read(pending=False)
         if not entries:
             return 0
+        if await self._broker_lost_records():
+            await self._resend_recent()
         return await self._publish(entries)
+
+    async def _broker_lost_records(self) -> bool:
+        """After a quiet spell, ask the broker whether it still holds what it acknowledged.
+
+        A broker can crash and come back while this relay had nothing to send, so no send
+        failed. The first new record would then reveal the loss only on its own partition (its
+        offset is not above the last one acknowledged there) - and records lost on the other
+        partitions could fall out of the window before any record went there. One ListOffsets
+        request per quiet spell checks every partition this relay wrote to.
+        """
+        quiet = time.monotonic() - self._last_ack > _QUIET_SECONDS
+        if not (quiet and self._acked_offsets and self._window_seconds > 0):
+            return False
+        ends = await self._producer.log_ends(list(self._acked_offsets))
+        behind = {
+            f"{topic}:{partition}": end
+            for (topic, partition), end in ends.items()
+            if end <= self._acked_offsets[(topic, partition)]
+        }
+        if behind:
+            log.warning(
+                "the broker lost acknowledged records; re-sending the recent window",
+                log_ends=behind,
+            )
+        return bool(behind)
+
+    @property
+    def _window_seconds(self) -> float:
+        return self._settings.outbox_resend_window_seconds
 
     async def _ensure_group(self) -> None:
         try:
@@ -262,6 +307,9 @@ class OutboxRelay:
             count = await self._send_in_order(entries, _nothing_to_acknowledge)
             log.info("re-sent recently acknowledged events", count=count)
         self._resend_due = False
+        # The copies are as fresh as the broker's acknowledgement of them just now: a second
+        # crash soon after can lose them again, so the window keeps them one window longer.
+        self._resent_at = time.monotonic()
 
     async def _send_in_order(
         self,
@@ -317,15 +365,23 @@ class OutboxRelay:
             )
             self._resend_due = True
         self._acked_offsets[partition] = metadata.offset
+        self._last_ack = time.monotonic()
 
     async def _acknowledge(self, sent: list[tuple[str, dict[str, str]]]) -> None:
         entry_ids = [entry_id for entry_id, _ in sent]
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.xack(self._outbox.stream, RELAY_GROUP, *entry_ids)
             pipe.xdel(self._outbox.stream, *entry_ids)
-            if self._settings.outbox_resend_window_seconds > 0:
+            window = self._window_seconds
+            if window > 0:
                 for _, fields in sent:
                     pipe.xadd(self._recent, fields)  # type: ignore[arg-type]
+                # The broker is up (it just acknowledged): keep the last ``window`` seconds -
+                # unless a loss was just noticed (the window is about to be re-sent whole) or
+                # was re-sent less than a window ago.
+                settled = time.monotonic() - self._resent_at > window
+                if settled and not self._resend_due:
+                    pipe.xtrim(self._recent, minid=_ms_ago(window))
             await pipe.execute()
         for _, fields in sent:
             EVENTS_PUBLISHED.labels(self._outbox.service, fields["topic"], fields["type"]).inc()
@@ -347,8 +403,12 @@ class OutboxRelay:
         if now - self._last_gauge < 1.0:
             return
         self._last_gauge = now
-        window_ms = int(self._settings.outbox_resend_window_seconds * 1000)
-        await self._redis.xtrim(self._recent, minid=str(int(time.time() * 1000) - window_ms))
+        # The window itself is trimmed as acknowledgements arrive (``_acknowledge``), never by
+        # the clock alone: during a broker outage nothing is acknowledged, and the records the
+        # broker lost just before it died must still be there when it comes back, however long
+        # that takes. Only copies old enough that the consumers' dedupe marks may have expired
+        # go by the clock, so a re-send can never be counted twice.
+        await self._redis.xtrim(self._recent, minid=_ms_ago(self._settings.dedupe_ttl_seconds / 2))
         service = self._outbox.service
         OUTBOX_DEPTH.labels(service).set(await self._redis.xlen(self._outbox.stream))
         oldest = await self._redis.xrange(self._outbox.stream, count=1)

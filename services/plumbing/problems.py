@@ -3,7 +3,7 @@
 Raise :class:`Problem` anywhere in a request (endpoint, dependency, domain call made from an
 endpoint) to answer with a problem; :func:`install_problem_handlers` turns it, Starlette's
 ``HTTPException`` (404, 405 ...), request validation errors and unexpected exceptions into the same
-shape. :class:`BodySizeLimit` refuses oversized bodies before anything parses them.
+shape. ``body_guards.BodySizeLimit`` refuses oversized bodies before anything parses them.
 
 A problem body never carries what the client sent (inputs may hold personal data) nor anything
 about the server's internals (exception text, stack traces).
@@ -29,7 +29,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
@@ -339,106 +338,3 @@ def _operations(document: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
         for operation in path_item.values():
             if isinstance(operation, dict) and "responses" in operation:
                 yield operation
-
-
-class _BodyTooLarge(Exception):
-    """Raised from ``receive`` once a streamed body passes the limit."""
-
-
-class BodySizeLimit:
-    """Pure ASGI middleware: refuse request bodies larger than ``max_bytes`` with 413.
-
-    A declared ``Content-Length`` over the limit is refused before the app is called. A body
-    without one (chunked) is counted as it streams in; once it passes the limit, reading the
-    body raises and the client gets the 413, whatever the app made of that error, so an endpoint
-    never acts on a truncated or oversized body.
-    """
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await self._refuse(scope, send)
-            return
-
-        received = 0
-        too_large = False
-        started = False
-        refused = False
-
-        async def counting_receive() -> Message:
-            nonlocal received, too_large
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    too_large = True
-                    raise _BodyTooLarge
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started, refused
-            if too_large and not started:
-                # The app answered the failed read (FastAPI turns it into a 400): our 413 is
-                # the true answer, and nothing the app sends after it goes out.
-                if not refused:
-                    refused = True
-                    await self._refuse(scope, send)
-                return
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, guarded_send)
-        except _BodyTooLarge:
-            if started:
-                raise
-            if not refused:
-                await self._refuse(scope, send)
-            return
-        if too_large and not refused and not started:
-            # The app swallowed the error and sent nothing.
-            await self._refuse(scope, send)
-
-    async def _refuse(self, scope: Scope, send: Send) -> None:
-        request_id = scope.get("state", {}).get("request_id")
-        body = ProblemDetail(
-            type=problem_type("body-too-large"),
-            title="Request body too large",
-            status=413,
-            detail=f"The request body is larger than the limit of {self.max_bytes} bytes.",
-            instance=scope.get("path"),
-            request_id=request_id if isinstance(request_id, str) else None,
-        ).model_dump_json(exclude_none=True)
-        payload = body.encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                    (b"content-length", str(len(payload)).encode()),
-                    # The rest of the body is never read; the connection cannot be reused.
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload, "more_body": False})
-
-
-def _content_length(scope: Scope) -> int | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                # The server rejects a malformed length itself; counting still applies.
-                return None
-    return None

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.structs import RecordMetadata
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import RecordMetadata, TopicPartition
 
 from services.contracts import CloudEvent, encode_event, kafka_headers, topic_for
 from services.plumbing.settings import HubSettings
@@ -30,6 +30,7 @@ class EventProducer:
         self._settings = settings
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
+        self._prober: AIOKafkaConsumer | None = None
 
     @property
     def started(self) -> bool:
@@ -60,8 +61,37 @@ class EventProducer:
     async def stop(self) -> None:
         """Flush and close; safe to call when never started."""
         producer, self._producer = self._producer, None
+        prober, self._prober = self._prober, None
+        if prober is not None:
+            await asyncio.wait_for(prober.stop(), self._settings.kafka_timeout_seconds)
         if producer is not None:
             await asyncio.wait_for(producer.stop(), self._settings.kafka_timeout_seconds)
+
+    async def log_ends(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The broker's log-end offset (next offset to be written) of each partition.
+
+        Lets a relay ask whether the broker still holds what it acknowledged: a broker that
+        lost records reports an end at or below the last offset acknowledged there. A
+        group-less consumer, started on first use and kept, does the ListOffsets requests.
+        """
+        timeout = self._settings.kafka_timeout_seconds
+        if self._prober is None:
+            prober = AIOKafkaConsumer(
+                bootstrap_servers=self._settings.kafka_bootstrap,
+                client_id=f"{self._client_id}-probe",
+                enable_auto_commit=False,
+                request_timeout_ms=int(timeout * 1000) + 30_000,
+            )
+            try:
+                await asyncio.wait_for(prober.start(), timeout)
+            except BaseException:
+                await prober.stop()
+                raise
+            self._prober = prober
+        ends = await asyncio.wait_for(
+            self._prober.end_offsets([TopicPartition(t, p) for t, p in partitions]), timeout
+        )
+        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
     async def send(
         self, topic: str, key: str | bytes | None, value: bytes, headers: Headers = ()

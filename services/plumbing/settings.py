@@ -103,6 +103,10 @@ class ServiceSettings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     # Request bodies above this are refused with 413 before they are parsed.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # A request body must arrive within this many seconds of the app starting to read it;
+    # a client that stalls or trickles is answered 408 and cut off, instead of holding a
+    # request open for ever (1 MiB in 60 s is 17 KiB/s: any real kiosk link does better).
+    body_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     hub: HubSettings = Field(default_factory=HubSettings)
 
     @property

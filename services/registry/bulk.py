@@ -104,6 +104,11 @@ def parse_json(raw: bytes) -> tuple[list[Row], list[Row]]:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise ImportRefused([FieldProblem(field="body", message=f"not JSON: {error}")]) from None
+    except RecursionError:
+        # A body nested deeper than the parser's stack is no import file either.
+        raise ImportRefused(
+            [FieldProblem(field="body", message="not JSON: nested too deeply")]
+        ) from None
     if not isinstance(doc, dict) or not set(doc) <= {"sites", "entries"}:
         raise ImportRefused(
             [FieldProblem(field="body", message='expected {"sites": [...], "entries": [...]}')]

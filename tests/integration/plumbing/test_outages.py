@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from services.contracts import CloudEvent
 from services.hub.embedded import NoidaBroker, TansuBroker, ValkeyProcess, free_port
+from services.plumbing.consumer import Transaction
 from services.plumbing.outbox import Outbox
 from services.plumbing.settings import HubSettings
-from tests.integration.plumbing.support import SERVICE, Wiring, eventually, make_event
+from tests.integration.plumbing.support import SERVICE, Wiring, eventually, make_event, wired
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -128,3 +130,81 @@ async def test_records_a_killed_broker_loses_after_acknowledging_them_are_sent_a
         relay_task.cancel()
         await asyncio.gather(writer, relay_task, return_exceptions=True)
     assert await wiring.effects() == {str(e.id): 1 for e in events}
+
+
+async def test_records_a_killed_broker_loses_are_sent_again_after_an_outage_longer_than_the_window(
+    private_broker: NoidaBroker | TansuBroker, hub_settings: HubSettings, redis_client: Redis
+) -> None:
+    """The re-send window is measured in acknowledgements, not in wall-clock time: a broker
+    that stays down longer than the window still gets the records it lost re-sent. The relay
+    keeps running through the outage; the consumer reads only afterwards, so the records the
+    broker lost were never seen (a consumer that lags behind the load)."""
+    if private_broker.kind == "tansu":
+        pytest.skip("Tansu keeps nothing over a restart; this is about a broker that keeps most")
+    settings = hub_settings.model_copy(
+        update={
+            "kafka_bootstrap": private_broker.bootstrap,
+            "kafka_timeout_seconds": 2.0,
+            "outbox_resend_window_seconds": 2.0,
+        }
+    )
+    async with wired(settings, redis_client) as wiring:
+        relay_task = asyncio.create_task(wiring.relay.run())
+        events = [make_event(f"visit-{i % 11}", seq=i) for i in range(300)]
+        try:
+            for event in events[:200]:
+                await wiring.outbox.publish(event)
+                await asyncio.sleep(0.004)
+            private_broker.kill()  # noida loses what it acknowledged in the last ~1 s
+            await asyncio.sleep(3 * settings.outbox_resend_window_seconds)
+            private_broker.start()
+            for event in events[200:]:
+                await wiring.outbox.publish(event)
+            await wiring.consume_until(len(events), within=90, linger=1.0)
+        finally:
+            relay_task.cancel()
+            await asyncio.gather(relay_task, return_exceptions=True)
+        assert await wiring.effects() == {str(e.id): 1 for e in events}
+
+
+async def test_a_lagging_consumer_that_stays_connected_through_a_broker_kill_misses_nothing(
+    private_broker: NoidaBroker | TansuBroker, hub_settings: HubSettings, redis_client: Redis
+) -> None:
+    """The consumer keeps running, behind the load, while the broker is killed and restarted:
+    it must neither skip the offsets the restarted broker hands out again nor count the
+    re-sent copies twice."""
+    if private_broker.kind == "tansu":
+        pytest.skip("Tansu keeps nothing over a restart; this is about a broker that keeps most")
+    settings = hub_settings.model_copy(
+        update={"kafka_bootstrap": private_broker.bootstrap, "kafka_timeout_seconds": 2.0}
+    )
+    async with wired(settings, redis_client) as wiring:
+        counting = wiring.counting_handler()
+
+        async def slow(event: CloudEvent, tx: Transaction) -> None:
+            await asyncio.sleep(0.01)  # ~100 events/s: behind the writer below
+            await counting(event, tx)
+
+        relay_task = asyncio.create_task(wiring.relay.run())
+        consumer_task = asyncio.create_task(wiring.consumer(slow, batch_size=20).run())
+        events = [make_event(f"visit-{i % 11}", seq=i) for i in range(400)]
+        try:
+            for event in events[:300]:
+                await wiring.outbox.publish(event)
+                await asyncio.sleep(0.004)
+            private_broker.kill()
+            await asyncio.sleep(2.0)
+            private_broker.start()
+            for event in events[300:]:
+                await wiring.outbox.publish(event)
+
+            async def all_seen() -> bool:
+                return len(await wiring.effects()) >= len(events)
+
+            await eventually(all_seen, within=120, interval=0.5)
+            await asyncio.sleep(1.0)
+        finally:
+            relay_task.cancel()
+            consumer_task.cancel()
+            await asyncio.gather(relay_task, consumer_task, return_exceptions=True)
+        assert await wiring.effects() == {str(e.id): 1 for e in events}

@@ -20,6 +20,7 @@ from services.contracts import (
     decode_event,
     encode_event,
     kafka_headers,
+    new_encoded_event,
     new_event,
 )
 from services.contracts.envelope import AnyEvent
@@ -276,3 +277,49 @@ def test_samples_cover_every_event_type_with_distinct_ids() -> None:
     assert list(events) == list(EventType)
     assert len({event.id for event in events.values()}) == len(events)
     assert all(event.time.utcoffset() == timedelta(hours=1) for event in events.values())
+
+
+@pytest.mark.parametrize("event_type", list(EventType))
+def test_an_encoded_event_is_byte_for_byte_the_validated_one(event_type: EventType) -> None:
+    event = sample_event(event_type)
+    encoded = new_encoded_event(
+        event_type, event.data, source=event.source, time=event.time, event_id=event.id
+    )
+    assert encoded.value == encode_event(event)
+    assert encoded.headers == kafka_headers(event)
+    assert (encoded.id, encoded.type, encoded.subject) == (event.id, event.type, event.subject)
+    assert decode_event(encoded.value) == event
+
+
+def test_an_encoded_event_refuses_a_payload_of_another_type() -> None:
+    payload = sample_payload(EventType.KVIK_KIOSK_ONLINE)
+    with pytest.raises(TypeError):
+        new_encoded_event(EventType.KVIK_KIOSK_OFFLINE, payload, source="/kanalhub/kvik")
+
+
+@pytest.mark.parametrize("source", ["", "/kanalhub kvik", "/kanalhub/010203-1234"])
+def test_an_encoded_event_refuses_a_bad_source(source: str) -> None:
+    payload = sample_payload(EventType.KVIK_KIOSK_ONLINE)
+    with pytest.raises(ValueError, match="source"):
+        new_encoded_event(EventType.KVIK_KIOSK_ONLINE, payload, source=source)
+
+
+def test_an_encoded_event_refuses_a_naive_time() -> None:
+    payload = sample_payload(EventType.KVIK_KIOSK_ONLINE)
+    with pytest.raises(ValueError, match="timezone"):
+        new_encoded_event(
+            EventType.KVIK_KIOSK_ONLINE,
+            payload,
+            source="/kanalhub/kvik",
+            time=datetime(2026, 1, 1, 12, 0),
+        )
+
+
+def test_an_encoded_event_gets_a_new_id_and_the_current_time_by_default() -> None:
+    before = datetime.now(UTC)
+    payload = sample_payload(EventType.KVIK_KIOSK_ONLINE)
+    first = new_encoded_event(EventType.KVIK_KIOSK_ONLINE, payload, source="/kanalhub/kvik")
+    second = new_encoded_event(EventType.KVIK_KIOSK_ONLINE, payload, source="/kanalhub/kvik")
+    assert first.id != second.id
+    assert first.id.version == 4
+    assert before <= first.time <= datetime.now(UTC)

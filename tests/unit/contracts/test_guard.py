@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from enum import StrEnum
 
 import pytest
 from pydantic import BaseModel
@@ -78,3 +79,23 @@ def test_values_that_are_not_strings_are_skipped() -> None:
     assert find_cpr(102031234) is None
     assert find_cpr(None) is None
     assert find_cpr(uuid.UUID(int=102031234)) is None
+
+
+class _Code(StrEnum):
+    CPR_LIKE = "id_0102031234"
+
+
+@pytest.mark.parametrize(
+    ("value", "found"),
+    [
+        (_Code.CPR_LIKE, "0102031234"),
+        (("ok", "010203-1234"), "010203-1234"),
+        ({"ok", "010203-1234"}, "010203-1234"),
+        (frozenset({"010203-1234"}), "010203-1234"),
+        (["ok", ("nested", ["010203-1234"])], "010203-1234"),
+    ],
+)
+def test_a_cpr_number_is_found_in_string_subclasses_and_every_plain_collection(
+    value: object, found: str
+) -> None:
+    assert find_cpr(value) == found

@@ -11,9 +11,9 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field
 from starlette.types import Receive, Scope, Send
 
+from services.plumbing.body_guards import BodySizeLimit
 from services.plumbing.problems import (
     PROBLEM_MEDIA_TYPE,
-    BodySizeLimit,
     FieldProblem,
     Problem,
     install_problem_handlers,
