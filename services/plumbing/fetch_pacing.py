@@ -34,6 +34,12 @@ def pace_empty_fetches(
         loop = asyncio.get_running_loop()
         started = loop.time()
         got_records: bool = await original(assignment, node_id, request)
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # aiokafka's coroutine took the cancel (it answers False): pausing now would keep
+            # the fetcher's routine waiting on this task while it is being closed - and the
+            # routine swallows a cancel that arrives while it waits on a task.
+            return got_records
         remaining = pause - (loop.time() - started)
         if not got_records and remaining > 0:
             try:
