@@ -31,7 +31,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -66,8 +65,6 @@ from services.plumbing.producer import EventProducer
 from services.plumbing.settings import HubSettings
 
 log = get_logger(__name__)
-
-T = TypeVar("T")
 
 
 class TransientError(Exception):
@@ -194,7 +191,6 @@ class Transaction:
     pipe: Pipeline
     redis: Redis
     outbox: Outbox
-    _finishers: dict[str, tuple[Any, Callable[[Pipeline, Any], None]]] = field(default_factory=dict)
     counters: Counter[tuple[str, str]] = field(default_factory=Counter)
     """``(hash key, field) -> amount`` to add when the transaction commits; the consumer applies
     them in one script with the dedupe marks (see :data:`COMMIT_SCRIPT`). Add to it directly
@@ -209,26 +205,6 @@ class Transaction:
     def emit(self, event: CloudEvent) -> None:
         """Publish ``event`` if, and only if, this transaction commits."""
         self.outbox.stage(self.pipe, event)
-
-    def gather(
-        self, name: str, factory: Callable[[], T], flush: Callable[[Pipeline, T], None]
-    ) -> T:
-        """A per-transaction accumulator: the same object for every event of the transaction,
-        handed to ``flush`` once, just before the transaction executes.
-
-        For writes that add up (counters): a batch of 500 events that each add 1 to the same
-        field becomes one HINCRBY by 500 instead of 500 queued commands.
-        """
-        if name not in self._finishers:
-            self._finishers[name] = (factory(), flush)
-        accumulator: T = self._finishers[name][0]
-        return accumulator
-
-    def finish(self) -> None:
-        """Queue what the accumulators gathered (the consumer calls this before EXEC)."""
-        for accumulator, flush in self._finishers.values():
-            flush(self.pipe, accumulator)
-        self._finishers.clear()
 
 
 Handler = Callable[[CloudEvent, Transaction], Awaitable[None]]
@@ -541,7 +517,7 @@ class EventConsumer:
         """Run the handlers of ``fresh`` (event, handler, mark) into one MULTI and commit it
         with the marks, WATCHing the marks ``watch`` first. Returns ``[]`` when stored, or -
         nothing stored - the marks of the events whose handlers queued commands on the
-        pipeline (or all marks, if a ``gather`` flush did) that ``watch`` did not cover.
+        pipeline that ``watch`` did not cover.
 
         Raises when the batch cannot be stored: ``WatchError``, a mark set meanwhile (the
         commit script refuses), a handler's error.
@@ -559,10 +535,6 @@ class EventConsumer:
                 await handler(event, tx)
                 if len(pipe.command_stack) != before:
                     queued_by.append(mark)
-            before = len(pipe.command_stack)
-            tx.finish()
-            if len(pipe.command_stack) != before:
-                queued_by = [mark for _, _, mark in fresh]  # a flush belongs to every event
             covered = set(watch)
             unguarded = [mark for mark in queued_by if mark not in covered]
             if unguarded:
@@ -587,7 +559,6 @@ class EventConsumer:
             pipe.multi()  # type: ignore[no-untyped-call]
             tx = Transaction(pipe=pipe, redis=self._redis, outbox=self._outbox)
             await handler(event, tx)
-            tx.finish()
             queue_commit(pipe, [mark], tx.counters, self._settings.dedupe_ttl_seconds)
             try:
                 await pipe.execute()

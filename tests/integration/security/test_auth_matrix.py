@@ -7,10 +7,7 @@ matrix the day it is added."""
 from __future__ import annotations
 
 import asyncio
-import importlib
-import re
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
@@ -19,16 +16,10 @@ from fastapi import FastAPI
 from services.plumbing.auth import mint_token
 from services.plumbing.runtime import ServiceRuntime
 from services.plumbing.settings import HubSettings
+from tests.integration.security.services import SERVICES, running_app, write_endpoints
 
 pytestmark = pytest.mark.integration
 
-SERVICES = {
-    "registry": ("services.registry.app", "services.registry.settings:RegistrySettings"),
-    "kvik": ("services.kvik.app", "services.kvik.settings:KvikSettings"),
-    "mobile": ("services.mobile.app", "services.mobile.settings:MobileSettings"),
-    "metrics": ("services.metrics.app", "services.metrics.settings:MetricsSettings"),
-}
-WRITES = ("post", "put", "patch", "delete")
 OTHER_ROLE = {
     "registry": "metrics:read",
     "kvik": "metrics:read",
@@ -37,32 +28,13 @@ OTHER_ROLE = {
 }
 
 
-def _load(path: str) -> Any:
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 @pytest.fixture(params=list(SERVICES))
 async def service(
     request: pytest.FixtureRequest, hub_settings: HubSettings
 ) -> AsyncIterator[tuple[str, FastAPI, httpx.AsyncClient]]:
     name = request.param
-    app_module, settings_path = SERVICES[name]
-    settings = _load(settings_path)(hub=hub_settings)
-    app: FastAPI = importlib.import_module(app_module).create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=f"http://{name}") as client:
-            yield name, app, client
-
-
-def _write_endpoints(app: FastAPI) -> list[tuple[str, str]]:
-    endpoints = []
-    for path, operations in app.openapi()["paths"].items():
-        for method in operations:
-            if method in WRITES:
-                endpoints.append((method, re.sub(r"\{[^}]+\}", "x-1", path)))
-    return endpoints
+    async with running_app(name, hub_settings) as (app, client):
+        yield name, app, client
 
 
 async def _staged(app: FastAPI) -> int:
@@ -95,7 +67,7 @@ async def test_every_write_endpoint_refuses_without_the_right_token(
     }[credential]
     await asyncio.sleep(0)
     before = await _staged(app)
-    endpoints = _write_endpoints(app)
+    endpoints = write_endpoints(app)
     assert endpoints, f"{name} has no write endpoints?"
     wrong = []
     for method, path in endpoints:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import re
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,16 +25,16 @@ from services.plumbing.auth import mint_token
 from services.plumbing.problems import PROBLEM_MEDIA_TYPE
 from services.plumbing.runtime import ServiceRuntime
 from services.plumbing.settings import HubSettings
+from tests.integration.security.services import (
+    SERVICES,
+    create_app,
+    running_app,
+    service_settings,
+    write_endpoints,
+)
 
 pytestmark = pytest.mark.integration
 
-SERVICES = {
-    "registry": ("services.registry.app", "services.registry.settings:RegistrySettings"),
-    "kvik": ("services.kvik.app", "services.kvik.settings:KvikSettings"),
-    "mobile": ("services.mobile.app", "services.mobile.settings:MobileSettings"),
-    "metrics": ("services.metrics.app", "services.metrics.settings:MetricsSettings"),
-}
-WRITES = ("post", "put", "patch", "delete")
 ALL_ROLES = [
     "registry:write",
     "kvik:admin",
@@ -58,24 +56,6 @@ BODY_TIMEOUT = 2.0
 SLOW_CLIENTS = 200
 SAFETY = 30.0
 """A generous upper bound for anything the tests wait on; not a timing claim."""
-
-
-def _load(path: str) -> Any:
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def _settings(name: str, hub: HubSettings, **overrides: Any) -> Any:
-    return _load(SERVICES[name][1])(hub=hub, **overrides)
-
-
-def _write_endpoints(app: FastAPI) -> list[tuple[str, str]]:
-    return [
-        (method, re.sub(r"\{[^}]+\}", "x-1", path))
-        for path, operations in app.openapi()["paths"].items()
-        for method in operations
-        if method in WRITES
-    ]
 
 
 def _free_port() -> int:
@@ -109,13 +89,8 @@ async def in_process(
     """A service app with its lifespan and an in-process client that reports 500s as
     responses (an exception escaping the app fails the test on its own)."""
     name = request.param
-    app: FastAPI = importlib.import_module(SERVICES[name][0]).create_app(
-        _settings(name, hub_settings)
-    )
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=f"http://{name}") as client:
-            yield name, app, client
+    async with running_app(name, hub_settings) as (app, client):
+        yield name, app, client
 
 
 @pytest.mark.parametrize("shape", list(NESTED))
@@ -131,7 +106,7 @@ async def test_deeply_nested_bodies_get_a_4xx_problem_and_change_nothing(
     await asyncio.sleep(0.5)
     before = await _redis_state(app, hub_settings.key_prefix)
     wrong = []
-    for method, path in _write_endpoints(app):
+    for method, path in write_endpoints(app):
         try:
             response = await client.request(method, path, content=NESTED[shape], headers=headers)
         except RecursionError:
@@ -172,8 +147,8 @@ async def served(
     """A service behind a real uvicorn server (as ``kanalhub serve`` runs it), with a short
     body timeout so that the cut-off is seen quickly."""
     name = request.param
-    settings = _settings(name, hub_settings, body_timeout_seconds=BODY_TIMEOUT)
-    app: FastAPI = importlib.import_module(SERVICES[name][0]).create_app(settings)
+    settings = service_settings(name, hub_settings, body_timeout_seconds=BODY_TIMEOUT)
+    app = create_app(name, settings)
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
@@ -206,7 +181,7 @@ async def _read_answer(reader: asyncio.StreamReader) -> bytes:
 async def test_a_client_stalling_mid_body_on_a_write_endpoint_gets_408_problem_and_is_closed(
     served: Served, hub_settings: HubSettings
 ) -> None:
-    method, path = _write_endpoints(served.app)[0]
+    method, path = write_endpoints(served.app)[0]
     token = mint_token(hub_settings, "hostile", ALL_ROLES)
     reader, writer = await asyncio.open_connection(served.host, served.port)
     try:
@@ -228,7 +203,7 @@ async def _trickle(served: Served, headers_too: bool, stop: asyncio.Event) -> tu
     """One slow client on the service's first write endpoint: it trickles its headers (if
     ``headers_too``) and then its body a byte at a time, and never finishes. Returns whether
     the server cut it off (closed or reset the connection) and what it answered before."""
-    path = _write_endpoints(served.app)[0][1]
+    path = write_endpoints(served.app)[0][1]
     head = _post_head(path, 10_000)
     chunks = [bytes([b]) for b in head] if headers_too else [head]
     chunks += [b"[" for _ in range(10_000)]
