@@ -35,6 +35,9 @@ from services.contracts.payloads import (
     Address,
     ContactRecorded,
     CountReported,
+    DeskDayReported,
+    DeskTicket,
+    DeskTicketEnded,
     DistrictShareChanged,
     EntryRetired,
     EntryUpserted,
@@ -71,6 +74,7 @@ from services.contracts.reference import (
     EntryType,
     HelpChannel,
     SessionOutcome,
+    TicketOutcome,
 )
 from services.contracts.topics import Topic
 from services.contracts.types import EVENT_TOPIC, EventType
@@ -91,6 +95,9 @@ __all__ = [
     "CountReported",
     "Coverage",
     "DecodeFailure",
+    "DeskDayReported",
+    "DeskTicket",
+    "DeskTicketEnded",
     "District",
     "DistrictShareChanged",
     "EncodedEvent",
@@ -118,6 +125,7 @@ __all__ = [
     "SessionReferred",
     "SiteRetired",
     "SiteUpserted",
+    "TicketOutcome",
     "Topic",
     "VisitCancelled",
     "VisitCompleted",

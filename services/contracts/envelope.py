@@ -33,6 +33,8 @@ from services.contracts.guard import find_cpr
 from services.contracts.payloads import (
     ContactRecorded,
     CountReported,
+    DeskDayReported,
+    DeskTicketEnded,
     DistrictShareChanged,
     EntryRetired,
     EntryUpserted,
@@ -224,6 +226,18 @@ class DistrictShareChangedEvent(CloudEvent[DistrictShareChanged]):
     type: Literal[EventType.METRICS_DISTRICT_SHARE_CHANGED]
 
 
+class DeskTicketEndedEvent(CloudEvent[DeskTicketEnded]):
+    """Envelope of dk.kanalhub.metrics.ticket.ended.v1."""
+
+    type: Literal[EventType.METRICS_DESK_TICKET_ENDED]
+
+
+class DeskDayReportedEvent(CloudEvent[DeskDayReported]):
+    """Envelope of dk.kanalhub.metrics.deskday.reported.v1."""
+
+    type: Literal[EventType.METRICS_DESK_DAY_REPORTED]
+
+
 PAYLOADS: dict[EventType, type[Payload]] = {
     EventType.REGISTRY_SITE_UPSERTED: SiteUpserted,
     EventType.REGISTRY_SITE_RETIRED: SiteRetired,
@@ -245,6 +259,8 @@ PAYLOADS: dict[EventType, type[Payload]] = {
     EventType.MOBILE_CONTACT_RECORDED: ContactRecorded,
     EventType.METRICS_COUNT_REPORTED: CountReported,
     EventType.METRICS_DISTRICT_SHARE_CHANGED: DistrictShareChanged,
+    EventType.METRICS_DESK_TICKET_ENDED: DeskTicketEnded,
+    EventType.METRICS_DESK_DAY_REPORTED: DeskDayReported,
 }
 """The payload model of each event type."""
 
@@ -269,6 +285,8 @@ ENVELOPES: dict[EventType, type[CloudEvent]] = {
     EventType.MOBILE_CONTACT_RECORDED: ContactRecordedEvent,
     EventType.METRICS_COUNT_REPORTED: CountReportedEvent,
     EventType.METRICS_DISTRICT_SHARE_CHANGED: DistrictShareChangedEvent,
+    EventType.METRICS_DESK_TICKET_ENDED: DeskTicketEndedEvent,
+    EventType.METRICS_DESK_DAY_REPORTED: DeskDayReportedEvent,
 }
 """The envelope model of each event type; each is a member of :data:`AnyEvent`."""
 
@@ -292,7 +310,9 @@ AnyEvent = Annotated[
     | VisitCompletedEvent
     | ContactRecordedEvent
     | CountReportedEvent
-    | DistrictShareChangedEvent,
+    | DistrictShareChangedEvent
+    | DeskTicketEndedEvent
+    | DeskDayReportedEvent,
     Field(discriminator="type"),
 ]
 """Any event of the contract; the ``type`` attribute picks the envelope class."""

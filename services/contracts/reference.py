@@ -194,3 +194,12 @@ class ContactSource(StrEnum):
 
     DIGITAL_PLATFORM = "digital_platform"
     CONTACT_CENTRE = "contact_centre"
+
+
+class TicketOutcome(StrEnum):
+    """How a queue-management ticket at a citizen-service centre ended."""
+
+    SERVED = "served"
+    """The citizen was served at a desk: one assisted contact on the counter channel."""
+    NO_SHOW = "no_show"
+    """The ticket was called (or closed) and the citizen did not turn up: no contact."""

@@ -38,6 +38,9 @@ class EventType(StrEnum):
     # Published by the metrics service, which takes counts in from other channel systems.
     METRICS_COUNT_REPORTED = "dk.kanalhub.metrics.count.reported.v1"
     METRICS_DISTRICT_SHARE_CHANGED = "dk.kanalhub.metrics.share.changed.v1"
+    # Published by the metrics service, which takes tickets in from the centres' queue systems.
+    METRICS_DESK_TICKET_ENDED = "dk.kanalhub.metrics.ticket.ended.v1"
+    METRICS_DESK_DAY_REPORTED = "dk.kanalhub.metrics.deskday.reported.v1"
 
 
 EVENT_TOPIC: dict[EventType, Topic] = {
@@ -61,5 +64,7 @@ EVENT_TOPIC: dict[EventType, Topic] = {
     EventType.MOBILE_CONTACT_RECORDED: Topic.MOBILE,
     EventType.METRICS_COUNT_REPORTED: Topic.CONTACTS,
     EventType.METRICS_DISTRICT_SHARE_CHANGED: Topic.CONTACTS,
+    EventType.METRICS_DESK_TICKET_ENDED: Topic.CONTACTS,
+    EventType.METRICS_DESK_DAY_REPORTED: Topic.CONTACTS,
 }
 """The topic each event type is published on; the dead-letter topic carries no type of its own."""

@@ -63,6 +63,12 @@ class ContactCount:
     mode: ContactMode
     service: str
     count: int = 1
+    entry_id: str | None = None
+    """The registry entry of a place-bound contact (KVIK, counter, mobile stop); None for the
+    digital and phone channels, and for a mobile visit at a place without an entry."""
+    site_id: str | None = None
+    """The registry site of a place-bound contact when the event names it (counter, mobile);
+    None when only the entry is known (KVIK: the site is the entry's site in the registry)."""
 
 
 @dataclass(frozen=True)

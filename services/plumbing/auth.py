@@ -50,6 +50,8 @@ class Role(StrEnum):
     MOBILE_PLAN = "mobile:plan"
     METRICS_INGEST = "metrics:ingest"
     METRICS_READ = "metrics:read"
+    METRICS_DESK = "metrics:desk"
+    """A citizen-service centre's queue-management system reporting desk tickets."""
 
 
 class Principal(BaseModel):
@@ -366,6 +368,7 @@ KvikAdmin = Annotated[Principal, Depends(require_role(Role.KVIK_ADMIN))]
 MobilePlanner = Annotated[Principal, Depends(require_role(Role.MOBILE_PLAN))]
 MetricsIngester = Annotated[Principal, Depends(require_role(Role.METRICS_INGEST))]
 MetricsReader = Annotated[Principal, Depends(require_role(Role.METRICS_READ))]
+DeskReporter = Annotated[Principal, Depends(require_role(Role.METRICS_DESK))]
 
 
 # --- kiosk device tokens -------------------------------------------------------------------

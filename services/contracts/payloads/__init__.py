@@ -2,6 +2,7 @@
 
 from services.contracts.payloads.base import ContractModel, Payload
 from services.contracts.payloads.contacts import CountReported, DistrictShareChanged
+from services.contracts.payloads.desk import DeskDayReported, DeskTicket, DeskTicketEnded
 from services.contracts.payloads.kvik import (
     HelpAnswered,
     HelpRequested,
@@ -36,6 +37,9 @@ __all__ = [
     "ContactRecorded",
     "ContractModel",
     "CountReported",
+    "DeskDayReported",
+    "DeskTicket",
+    "DeskTicketEnded",
     "DistrictShareChanged",
     "EntryRetired",
     "EntryUpserted",

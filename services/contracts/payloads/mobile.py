@@ -77,3 +77,8 @@ class ContactRecorded(Payload):
     onboarded_to_digital: bool
     """True when the citizen was helped to start using the digital self-service."""
     at: AwareDatetime
+    site_id: Id | None = None
+    """The registry site of the visit; null for a place not in the registry (and in events
+    published before sites were carried)."""
+    entry_id: Id | None = None
+    """The registry entry (a mobile stop) at that site, when the registry has one."""
