@@ -28,6 +28,8 @@ from services.contracts import (
     SessionAbandoned,
     SessionCompleted,
     SessionReferred,
+    SiteRetired,
+    SiteUpserted,
     VisitCancelled,
     VisitCompleted,
     VisitPlanned,
@@ -135,15 +137,23 @@ def handlers(settings: HubSettings) -> dict[EventType, Handler]:
 
     async def service_upserted(event: CloudEvent, tx: Transaction) -> None:
         assert isinstance(event.data, ServiceUpserted)
-        store.set_service(tx.pipe, event.data.code, active=True)
+        store.set_service(tx.pipe, event.data.code, event.data.general_needs)
 
     async def service_retired(event: CloudEvent, tx: Transaction) -> None:
         assert isinstance(event.data, ServiceRetired)
-        store.set_service(tx.pipe, event.data.code, active=False)
+        store.retire_service(tx.pipe, event.data.code)
 
     async def entry_retired(event: CloudEvent, tx: Transaction) -> None:
         assert isinstance(event.data, EntryRetired)
-        store.retire_entry(tx.pipe, event.data.entry_id)
+        store.retire_entry(tx.pipe, event.data.entry_id, event.data.version)
+
+    async def site_upserted(event: CloudEvent, tx: Transaction) -> None:
+        assert isinstance(event.data, SiteUpserted)
+        store.upsert_site(tx.pipe, event.data)
+
+    async def site_retired(event: CloudEvent, tx: Transaction) -> None:
+        assert isinstance(event.data, SiteRetired)
+        store.retire_site(tx.pipe, event.data.site_id, event.data.version)
 
     return {
         EventType.KVIK_SESSION_COMPLETED: session_completed,
@@ -161,6 +171,8 @@ def handlers(settings: HubSettings) -> dict[EventType, Handler]:
         EventType.METRICS_COUNT_REPORTED: count_reported,
         EventType.REGISTRY_ENTRY_UPSERTED: entry_upserted,
         EventType.REGISTRY_ENTRY_RETIRED: entry_retired,
+        EventType.REGISTRY_SITE_UPSERTED: site_upserted,
+        EventType.REGISTRY_SITE_RETIRED: site_retired,
         EventType.REGISTRY_SERVICE_UPSERTED: service_upserted,
         EventType.REGISTRY_SERVICE_RETIRED: service_retired,
     }

@@ -26,8 +26,12 @@ KVIK, mobile and registry figures:
 - ``mobile:visits`` - visit id -> its last state, so re-published states count once;
 - ``mobile:totals`` - ``district|planned|completed|cancelled|onboarded|staffed_seconds``;
 - ``mobile:day:<day>`` - ``district|completed|contacts|onboarded|staffed_seconds`` for a day;
-- ``entries`` - registry entry id -> ``kind|district|status``;
-- ``catalogue`` - service code -> ``active`` or ``retired`` (from the registry);
+- ``entries`` - registry entry id -> the entry's last ``entry.upserted`` payload as JSON, with
+  ``"retired": true`` and status ``closed`` once retired (an older version never overwrites a
+  newer one);
+- ``sites`` - registry site id -> the site's last ``site.upserted`` payload as JSON (same rule);
+- ``catalogue`` - service code -> ``active|general``, ``active|special``, ``retired|general`` or
+  ``retired|special`` (from the registry: whether it is offered, and its needs group);
 - ``report:<day>`` - ``source|district|service`` -> ``self_service,assisted`` of the last
   external report with that key (for replace semantics).
 
@@ -42,6 +46,7 @@ inside that transaction, in order, so two events for the same key in one batch s
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -50,6 +55,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from services.contracts import (
+    Administration,
     Channel,
     ContactMode,
     CountReported,
@@ -58,6 +64,8 @@ from services.contracts import (
     EntryStatus,
     EntryUpserted,
     HelpChannel,
+    OpeningHours,
+    SiteUpserted,
 )
 from services.metrics.domain import Abandonment, CellKey, ContactCount, Period, period_name
 from services.plumbing.consumer import Transaction
@@ -121,12 +129,39 @@ end
 return 1
 """
 
-# Retiring an entry keeps what it was (kind, district) and closes it.
-_RETIRE_ENTRY = """
+# A retired service keeps its needs group. KEYS: catalogue hash. ARGV: service code.
+_RETIRE_SERVICE = """
+local before = redis.call('HGET', KEYS[1], ARGV[1])
+local group = 'general'
+if before then group = string.match(before, '|(.*)$') or 'general' end
+redis.call('HSET', KEYS[1], ARGV[1], 'retired|' .. group)
+return 1
+"""
+
+# A registry copy keeps the newest version of each aggregate: the registry's events can be
+# re-delivered, and a re-driven old event must not undo a newer state.
+# KEYS: the copy hash. ARGV: id, version, the aggregate's state as JSON.
+_UPSERT_COPY = """
+local before = redis.call('HGET', KEYS[1], ARGV[1])
+if before then
+  local version = cjson.decode(before)['version']
+  if version and tonumber(version) >= tonumber(ARGV[2]) then return 0 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+
+# Retiring keeps what the aggregate was (kind, district, site, hours) and marks it retired
+# (an entry also becomes closed). KEYS: the copy hash. ARGV: id, version, new status or ''.
+_RETIRE_COPY = """
 local before = redis.call('HGET', KEYS[1], ARGV[1])
 if not before then return 0 end
-local kind, district = string.match(before, '^([^|]*)|([^|]*)|')
-redis.call('HSET', KEYS[1], ARGV[1], kind .. '|' .. district .. '|closed')
+local state = cjson.decode(before)
+if state['version'] and tonumber(state['version']) > tonumber(ARGV[2]) then return 0 end
+state['version'] = tonumber(ARGV[2])
+state['retired'] = true
+if ARGV[3] ~= '' then state['status'] = ARGV[3] end
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(state))
 return 1
 """
 
@@ -155,11 +190,29 @@ def _text(raw: bytes | str) -> str:
 
 @dataclass(frozen=True)
 class RegistryEntry:
-    """What the metrics service keeps of a registry entry."""
+    """What the metrics service keeps of a registry entry (its last upserted state)."""
 
     kind: EntryKind
     district: District | None
     status: EntryStatus
+    site_id: str | None = None
+    name: str = ""
+    administration: Administration | None = None
+    opening_hours: OpeningHours | None = None
+    services: tuple[str, ...] = ()
+    retired: bool = False
+
+
+@dataclass(frozen=True)
+class RegistrySite:
+    """What the metrics service keeps of a registry site (its last upserted state)."""
+
+    name: str
+    district: District
+    owner: Administration
+    latitude: float
+    longitude: float
+    retired: bool = False
 
 
 @dataclass(frozen=True)
@@ -227,6 +280,7 @@ class MetricsStore:
                 "kiosks",
                 "mobile:*",
                 "entries",
+                "sites",
                 "catalogue",
                 "report:*",
                 "seen:*",
@@ -354,20 +408,44 @@ class MetricsStore:
             counts[(self.key("mobile", "totals"), f"{district}{SEP}onboarded")] += 1
 
     def upsert_entry(self, pipe: Pipeline, entry: EntryUpserted) -> None:
-        """Keep a registry entry's kind, district and status."""
-        pipe.hset(
+        """Keep a registry entry's state, unless a newer version is already kept."""
+        pipe.eval(
+            _UPSERT_COPY,
+            1,
             self.key("entries"),
             entry.entry_id,
-            SEP.join((entry.kind, entry.district or "", entry.status)),
+            str(entry.version),
+            entry.model_dump_json(),
         )
 
-    def set_service(self, pipe: Pipeline, code: str, active: bool) -> None:
-        """Keep whether a catalogue service is active (intake refuses other codes)."""
-        pipe.hset(self.key("catalogue"), code, "active" if active else "retired")
+    def retire_entry(self, pipe: Pipeline, entry_id: str, version: int) -> None:
+        """Mark a registry entry retired and closed, keeping what it was."""
+        pipe.eval(_RETIRE_COPY, 1, self.key("entries"), entry_id, str(version), EntryStatus.CLOSED)
 
-    def retire_entry(self, pipe: Pipeline, entry_id: str) -> None:
-        """Mark a registry entry closed."""
-        pipe.eval(_RETIRE_ENTRY, 1, self.key("entries"), entry_id)
+    def upsert_site(self, pipe: Pipeline, site: SiteUpserted) -> None:
+        """Keep a registry site's state, unless a newer version is already kept."""
+        pipe.eval(
+            _UPSERT_COPY,
+            1,
+            self.key("sites"),
+            site.site_id,
+            str(site.version),
+            site.model_dump_json(),
+        )
+
+    def retire_site(self, pipe: Pipeline, site_id: str, version: int) -> None:
+        """Mark a registry site retired, keeping what it was (history still names it)."""
+        pipe.eval(_RETIRE_COPY, 1, self.key("sites"), site_id, str(version), "")
+
+    def set_service(self, pipe: Pipeline, code: str, general_needs: bool) -> None:
+        """Keep a catalogue service as active (intake refuses other codes) with its needs
+        group (general or special)."""
+        state = SEP.join(("active", "general" if general_needs else "special"))
+        pipe.hset(self.key("catalogue"), code, state)
+
+    def retire_service(self, pipe: Pipeline, code: str) -> None:
+        """Keep a catalogue service as retired, in the needs group it had (history keeps it)."""
+        pipe.eval(_RETIRE_SERVICE, 1, self.key("catalogue"), code)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -469,12 +547,23 @@ class MetricsStore:
     async def catalogue(self, redis: Redis) -> set[str]:
         """The codes of the active catalogue services the registry has told of."""
         raw: dict[bytes, bytes] = await redis.hgetall(self.key("catalogue"))
-        return {_text(code) for code, state in raw.items() if state == b"active"}
+        return {_text(code) for code, state in raw.items() if _text(state).startswith("active")}
+
+    async def general_needs(self, redis: Redis) -> dict[str, bool]:
+        """Every catalogue service the registry has told of (retired too, for history) ->
+        True for a general-needs service, False for a special-needs one."""
+        raw: dict[bytes, bytes] = await redis.hgetall(self.key("catalogue"))
+        return {_text(code): not _text(state).endswith("special") for code, state in raw.items()}
 
     async def entry(self, redis: Redis, entry_id: str) -> RegistryEntry | None:
         """One registry entry, or None when the registry has not told of it."""
         raw = await redis.hget(self.key("entries"), entry_id)
         return None if raw is None else _parse_entry(_text(raw))
+
+    async def sites(self, redis: Redis) -> dict[str, RegistrySite]:
+        """Every registry site the service has heard of (retired ones too)."""
+        raw = await redis.hgetall(self.key("sites"))
+        return {_text(k): _parse_site(_text(v)) for k, v in raw.items()}
 
 
 Counts = Counter[tuple[str, str]]
@@ -499,9 +588,29 @@ async def _hgetall_each(redis: Redis, keys: Sequence[str]) -> list[dict[bytes, b
 
 
 def _parse_entry(text: str) -> RegistryEntry:
-    kind, district, status = text.split(SEP)
+    state = json.loads(text)
     return RegistryEntry(
-        EntryKind(kind), District(district) if district else None, EntryStatus(status)
+        kind=EntryKind(state["kind"]),
+        district=District(state["district"]) if state.get("district") else None,
+        status=EntryStatus(state["status"]),
+        site_id=state.get("site_id"),
+        name=state.get("name", ""),
+        administration=Administration(state["administration"]),
+        opening_hours=OpeningHours.model_validate(state["opening_hours"]),
+        services=tuple(state.get("services") or ()),
+        retired=bool(state.get("retired", False)),
+    )
+
+
+def _parse_site(text: str) -> RegistrySite:
+    state = json.loads(text)
+    return RegistrySite(
+        name=state["name"],
+        district=District(state["district"]),
+        owner=Administration(state["owner"]),
+        latitude=float(state["latitude"]),
+        longitude=float(state["longitude"]),
+        retired=bool(state.get("retired", False)),
     )
 
 

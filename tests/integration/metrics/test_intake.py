@@ -25,7 +25,7 @@ async def catalogue(metrics: Metrics) -> None:
     store = MetricsStore(metrics.settings)
     async with metrics.runtime.redis.pipeline(transaction=True) as pipe:
         for code in CATALOGUE:
-            store.set_service(pipe, code, active=True)
+            store.set_service(pipe, code, general_needs=True)
         await pipe.execute()
 
 
