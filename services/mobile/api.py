@@ -140,6 +140,87 @@ async def plan_visit(
     )
 
 
+@router.post(
+    "/visits/held",
+    tags=["visits"],
+    status_code=201,
+    responses=WRITE_PROBLEMS,
+    summary="Log a visit that already took place",
+)
+async def log_held_visit(
+    body: VisitIn, store: StoreDep, planner: MobilePlanner, idempotency_key: IdempotencyKey
+) -> JSONResponse:
+    """A visit the team held without planning it here first (an "as needed" stop, or a day
+    on paper), logged afterwards with the times it actually ran: it is stored as completed
+    (publishing ``visit.planned`` and ``visit.completed``), and its contacts are then recorded
+    with ``POST /visits/{id}/contacts`` and their own ``at``. The same checks as planning apply
+    (staff and kit cannot be in two places at once, opening hours), except that the window must
+    be over, and at most 400 days ago. The same ``visit_id`` (or ``Idempotency-Key``) with the
+    same visit answers the stored one (200)."""
+    now = utc_now()
+    starts, ends = domain.as_copenhagen(body.starts_at), domain.as_copenhagen(body.ends_at)
+    problems = domain.held_window_problems(starts, ends, now)
+    place = await resolve_place(store, body, problems)
+    if problems:
+        raise invalid(problems)
+    (check,) = await check_opening(store, place, [(starts, ends)], body.override_opening_hours)
+    visit_id = body.visit_id or derived_id("visit", planner.subject, idempotency_key)
+    planned = Visit(
+        visit_id=visit_id,
+        version=1,
+        place=place,
+        starts_at=starts.astimezone(dt.UTC),
+        ends_at=ends.astimezone(dt.UTC),
+        staff=body.staff,
+        kit=body.kit,
+        services=body.services,
+        slots=body.slots,
+        drop_ins=body.drop_ins,
+        opening_hours=check,
+        override=override_record(check, planner, now),
+        history=(
+            HistoryRecord(at=now, by=planner.subject, action="planned", status=VisitStatus.PLANNED),
+        ),
+    )
+    visit = planned.model_copy(
+        update={
+            "version": 2,
+            "status": VisitStatus.COMPLETED,
+            "started_at": planned.starts_at,
+            "ended_at": planned.ends_at,
+            "history": (
+                *planned.history,
+                HistoryRecord(
+                    at=now, by=planner.subject, action="completed", status=VisitStatus.COMPLETED
+                ),
+            ),
+        }
+    )
+
+    def decide(current: dict[str, Visit | None], _: Series | None) -> Change:
+        existing = current[visit_id]
+        if existing is not None:
+            if existing.plan_of() == visit.plan_of() and existing.status is visit.status:
+                raise Replay(existing)
+            raise Problem(409, "already-exists", "Already exists", detail="The visit id is taken.")
+        return Change(
+            [visit],
+            [
+                visit_event(EventType.MOBILE_VISIT_PLANNED, planned, store.source),
+                visit_event(EventType.MOBILE_VISIT_COMPLETED, visit, store.source),
+            ],
+        )
+
+    try:
+        await commit(store, [visit_id], decide)
+    except Replay as replay:
+        return JSONResponse(visit_view(replay.visit), status_code=200)
+    count_overrides([], [visit])
+    return JSONResponse(
+        visit_view(visit), status_code=201, headers={"Location": f"/visits/{visit_id}"}
+    )
+
+
 @router.get("/visits/{visit_id}", tags=["visits"], responses=problem_responses(404))
 async def get_visit(visit_id: str, store: StoreDep) -> dict[str, Any]:
     """One visit, with its booking count."""

@@ -237,6 +237,41 @@ def window_problems(
     return problems
 
 
+MAX_HELD_AGE = dt.timedelta(days=400)
+"""How far back a visit that already took place may be logged (a year and a little more)."""
+
+
+def held_window_problems(
+    starts_at: dt.datetime, ends_at: dt.datetime, now: dt.datetime, prefix: str = "body"
+) -> list[FieldProblem]:
+    """What is wrong with the window of a visit logged after it took place: inverted, longer
+    than 12 hours, not over yet, or older than :data:`MAX_HELD_AGE`."""
+    problems: list[FieldProblem] = []
+    if ends_at <= starts_at:
+        problems.append(
+            FieldProblem(field=f"{prefix}.ends_at", message="must be later than starts_at")
+        )
+    elif ends_at - starts_at > MAX_WINDOW:
+        problems.append(
+            FieldProblem(field=f"{prefix}.ends_at", message="a visit lasts at most 12 hours")
+        )
+    if ends_at > now:
+        problems.append(
+            FieldProblem(
+                field=f"{prefix}.ends_at",
+                message="is not over yet; plan the visit with POST /visits instead",
+            )
+        )
+    if starts_at < now - MAX_HELD_AGE:
+        problems.append(
+            FieldProblem(
+                field=f"{prefix}.starts_at",
+                message=f"is more than {MAX_HELD_AGE.days} days ago",
+            )
+        )
+    return problems
+
+
 # --- opening hours -------------------------------------------------------------------------
 
 
