@@ -229,7 +229,8 @@ def simulate(
     seed: Annotated[int, typer.Option(help="The same seed gives the same traffic.")] = 2026,
 ) -> None:
     """Drive the running hub with Copenhagen's traffic: KVIK kiosks at the registry's KVIK
-    points and the digital platform's and contact centre's daily counts (docs/simulation.md)."""
+    points, the digital platform's and contact centre's daily counts, the citizen-service
+    centres' desk tickets and visits at the mobile stops (docs/simulation.md)."""
     from rich.progress import Progress
 
     from services.hub.simulate import Simulator
@@ -248,7 +249,9 @@ def simulate(
             port = os.environ.get(f"KANALHUB_{name.upper()}_PORT", DEFAULT_PORTS[name])
             return f"http://127.0.0.1:{port}"
 
-        endpoints = Endpoints(registry=url("registry"), kvik=url("kvik"), metrics=url("metrics"))
+        endpoints = Endpoints(
+            registry=url("registry"), kvik=url("kvik"), mobile=url("mobile"), metrics=url("metrics")
+        )
         simulator = Simulator(HubSettings(), endpoints, seed=seed)
         try:
             if realtime:
@@ -265,7 +268,9 @@ def simulate(
             await simulator.close()
         console.print(
             f"accepted: {books.contacts:,} contacts ({books.sessions_accepted:,} of "
-            f"{books.sessions_sent:,} KVIK sessions, {books.intake_lines:,} intake lines)"
+            f"{books.sessions_sent:,} KVIK sessions, {books.intake_lines:,} intake lines, "
+            f"{books.desk_served:,} of {books.desk_tickets:,} desk tickets served, "
+            f"{books.mobile_contacts:,} contacts at {books.mobile_visits:,} mobile visits)"
         )
 
     with Progress(console=console) as bar:

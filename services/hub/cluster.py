@@ -146,7 +146,10 @@ class Cluster:
     def endpoints(self) -> Endpoints:
         """Where the simulator sends its traffic (the first replicas)."""
         return Endpoints(
-            registry=self.url("registry"), kvik=self.url("kvik"), metrics=self.url("metrics")
+            registry=self.url("registry"),
+            kvik=self.url("kvik"),
+            mobile=self.url("mobile"),
+            metrics=self.url("metrics"),
         )
 
     async def counted(self) -> int:

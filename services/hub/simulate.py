@@ -4,7 +4,12 @@ services' own HTTP APIs, as the kiosks and the external channel systems would.
 - KVIK: one simulated kiosk per open KVIK point of the registry (registered with a
   ``kvik:admin`` token; its device token rotated if it already exists), each day's sessions
   uploaded as offline batches (at most 1,000 per request) - they count on the day they happened;
-- intake: each day's counts from the digital platform and the contact centre.
+- intake: each day's counts from the digital platform and the contact centre;
+- desks: each open citizen-service centre's tickets of the day, as its queue system's daily
+  file (``PUT /desk/entries/{entry}/days/{day}``, replacing any earlier file); in ``realtime``,
+  today's tickets one by one on the live feed as they end;
+- mobile: a visit at each open mobile stop on its stop days, logged after it took place
+  (``POST /visits/held``), and its contacts recorded one by one with their own times.
 
 ``replay`` sends a period (a whole year by default) as fast as the hub accepts it; ``realtime``
 posts today's traffic as it happens, for the demo. The books of a run - contacts the services
@@ -30,8 +35,17 @@ from typing import Any
 
 import httpx
 
-from services.contracts import District, SessionOutcome
-from services.hub.simulation import COPENHAGEN, DayPlan, IntakeLine, KioskSession, plan_day
+from services.contracts import District, SessionOutcome, TicketOutcome
+from services.hub.simulation import (
+    COPENHAGEN,
+    DayPlan,
+    DeskTicket,
+    IntakeLine,
+    KioskSession,
+    MobileVisit,
+    OpenPlace,
+    plan_day,
+)
 from services.plumbing.auth import mint_token
 from services.plumbing.backoff import Backoff, pause
 from services.plumbing.settings import HubSettings
@@ -52,6 +66,7 @@ class Endpoints:
 
     registry: str = "http://127.0.0.1:8001"
     kvik: str = "http://127.0.0.1:8002"
+    mobile: str = "http://127.0.0.1:8003"
     metrics: str = "http://127.0.0.1:8004"
 
 
@@ -60,8 +75,8 @@ class Books:
     """What the hub accepted: the figures the metrics service must end up counting."""
 
     contacts: int = 0
-    """Contacts accepted (completed sessions + intake counts); a session counts once, however
-    many attempts it took."""
+    """Contacts accepted (completed sessions + intake counts + served desk tickets + mobile
+    contacts); a session, ticket or contact counts once, however many attempts it took."""
     sessions_sent: int = 0
     """Distinct sessions sent (a retry is not sent again)."""
     sessions_accepted: int = 0
@@ -70,6 +85,11 @@ class Books:
     its answer was lost (or an earlier run sent them)."""
     sessions_refused: int = 0
     intake_lines: int = 0
+    desk_tickets: int = 0
+    """Desk tickets accepted (served and no-shows)."""
+    desk_served: int = 0
+    mobile_visits: int = 0
+    mobile_contacts: int = 0
     requests: int = 0
     """HTTP requests made, retries included."""
     retries: int = 0
@@ -127,7 +147,11 @@ class Simulator:
         self._http = httpx.AsyncClient(timeout=timeout)
         self._admin = self._bearer("simulator-admin", "kvik:admin")
         self._ingest = self._bearer("simulator-intake", "metrics:ingest")
+        self._queue = self._bearer("simulator-queue-system", "metrics:desk")
+        self._planner = self._bearer("simulator-mobile-team", "mobile:plan")
         self.kiosks: dict[str, Kiosk] = {}
+        self.centres: tuple[OpenPlace, ...] = ()
+        self.stops: tuple[OpenPlace, ...] = ()
         self.books = Books()
 
     def _bearer(self, subject: str, role: str) -> dict[str, str]:
@@ -165,8 +189,45 @@ class Simulator:
             entries.setdefault(district, []).append(entry_id)
         return entries
 
+    async def set_up_places(self) -> None:
+        """The open citizen-service centres and mobile stops of the registry."""
+        self.centres = await self._places("citizen_service_centre")
+        self.stops = await self._places("mobile_stop")
+
+    async def _places(self, kind: str) -> tuple[OpenPlace, ...]:
+        response = await self._request(
+            "GET", f"{self._endpoints.registry}/entries", params={"kind": kind, "status": "open"}
+        )
+        places = []
+        for entry in response.json():
+            if entry.get("district") is None:
+                continue
+            hours: dict[int, tuple[dt.time, dt.time]] = {}
+            for interval in entry["opening_hours"]["weekly"]:
+                opens = dt.time.fromisoformat(interval["opens"])
+                closes = dt.time.fromisoformat(interval["closes"])
+                before = hours.get(interval["weekday"])
+                if before is not None:  # a lunch break: the day's first opening to last closing
+                    opens, closes = min(before[0], opens), max(before[1], closes)
+                hours[interval["weekday"]] = (opens, closes)
+            places.append(
+                OpenPlace(
+                    entry_id=entry["entry_id"],
+                    district=District(entry["district"]),
+                    site_id=entry.get("site_id"),
+                    services=tuple(entry["services"]),
+                    hours=hours,
+                )
+            )
+        return tuple(places)
+
+    def plan(self, day: dt.date, start: dt.date, entries: dict[District, list[str]]) -> DayPlan:
+        """The traffic of ``day`` at the places set up."""
+        return plan_day(day, start, entries, self._seed, self.centres, self.stops)
+
     async def send_day(self, plan: DayPlan) -> None:
-        """Upload a day's sessions (per kiosk, in batches) and its two intake files."""
+        """Upload a day's sessions (per kiosk, in batches), its two intake files, each centre's
+        desk file and the day's mobile visits."""
         uploads = [
             self._upload(self.kiosks[entry_id], sessions[start : start + BATCH], plan.day)
             for entry_id, sessions in plan.sessions.items()
@@ -175,7 +236,70 @@ class Simulator:
         ]
         uploads.append(self._intake("digital_platform", plan.day, plan.digital))
         uploads.append(self._intake("contact_centre", plan.day, plan.phone))
+        uploads.extend(
+            self._desk_file(entry_id, plan.day, tickets) for entry_id, tickets in plan.desk.items()
+        )
+        uploads.extend(self._mobile_visit(visit, plan.day) for visit in plan.mobile)
         await asyncio.gather(*uploads)
+
+    async def _desk_file(self, entry_id: str, day: dt.date, tickets: list[DeskTicket]) -> None:
+        """A centre's tickets of ``day`` as its queue system's daily file (replaces any earlier
+        file, so a retry is safe)."""
+        await self._request(
+            "PUT",
+            f"{self._endpoints.metrics}/desk/entries/{entry_id}/days/{day.isoformat()}",
+            json={"tickets": [ticket_body(t) for t in tickets]},
+            headers=self._queue,
+        )
+        self.books.desk_tickets += len(tickets)
+        served = sum(1 for t in tickets if t.outcome is TicketOutcome.SERVED)
+        self.books.desk_served += served
+        self.books.add(day, served)
+
+    async def _desk_ticket(self, entry_id: str, ticket: DeskTicket, day: dt.date) -> None:
+        """One finished ticket on the live feed (idempotent by ticket id)."""
+        await self._request(
+            "PUT",
+            f"{self._endpoints.metrics}/desk/entries/{entry_id}/tickets/{ticket.ticket_id}",
+            json=ticket_body(ticket, with_id=False),
+            headers=self._queue,
+        )
+        self.books.desk_tickets += 1
+        if ticket.outcome is TicketOutcome.SERVED:
+            self.books.desk_served += 1
+            self.books.add(day, 1)
+
+    async def _mobile_visit(self, visit: MobileVisit, day: dt.date) -> None:
+        """Log a visit that took place, then record its contacts (each idempotent by id)."""
+        await self._request(
+            "POST",
+            f"{self._endpoints.mobile}/visits/held",
+            json={
+                "visit_id": visit.visit_id,
+                "site_id": visit.site_id,
+                "staff": list(visit.staff),
+                "services": list(visit.services),
+                "starts_at": visit.starts_at.isoformat(),
+                "ends_at": visit.ends_at.isoformat(),
+            },
+            headers=self._planner,
+        )
+        self.books.mobile_visits += 1
+        for contact in visit.contacts:
+            await self._request(
+                "POST",
+                f"{self._endpoints.mobile}/visits/{visit.visit_id}/contacts",
+                json={
+                    "contact_id": contact.contact_id,
+                    "service": contact.service,
+                    "mode": contact.mode.value,
+                    "onboarded_to_digital": contact.onboarded_to_digital,
+                    "at": contact.at.isoformat(),
+                },
+                headers=self._planner,
+            )
+            self.books.mobile_contacts += 1
+            self.books.add(day, 1)
 
     async def _upload(self, kiosk: Kiosk, sessions: list[KioskSession], day: dt.date) -> None:
         """Upload ``sessions`` as one batch; the items without a definitive answer (a 5xx of
@@ -238,7 +362,7 @@ class Simulator:
         method: str,
         url: str,
         *,
-        json: dict[str, Any] | None = None,
+        json: Any = None,
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         accept: tuple[int, ...] = (),
@@ -246,8 +370,9 @@ class Simulator:
         """Send a request until it gets a definitive answer and return it: a 2xx, or a status
         in ``accept``; any other 4xx (but 408/429) raises. A failed connection, a timeout, a
         5xx, 408 or 429 is no answer: the same request again, with backoff, for ``patience``
-        seconds. Safe because the hub's writes are idempotent (session ids, replacing intake,
-        registration answered 409 the second time)."""
+        seconds. Safe because the hub's writes are idempotent (session, ticket, visit and
+        contact ids, replacing intake and desk files, registration answered 409 the second
+        time)."""
         backoff = Backoff(initial=0.2, maximum=5.0)
         deadline = time.monotonic() + self._patience
         while True:
@@ -278,6 +403,7 @@ class Simulator:
     ) -> Books:
         """Send every day from ``first`` to ``last`` (inclusive) as fast as the hub accepts."""
         entries = await self.set_up_kiosks()
+        await self.set_up_places()
         days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
         gate = asyncio.Semaphore(concurrency)
         done = 0
@@ -285,7 +411,7 @@ class Simulator:
         async def one(day: dt.date) -> None:
             nonlocal done
             async with gate:
-                await self.send_day(plan_day(day, first, entries, self._seed))
+                await self.send_day(self.plan(day, first, entries))
                 done += 1
                 progress(done, len(days))
 
@@ -307,27 +433,68 @@ class Simulator:
         if history_weeks:
             await self.replay(start, today - dt.timedelta(days=1))
         entries = await self.set_up_kiosks()
-        plan = plan_day(today, start, entries, self._seed)
-        pending = sorted(
-            ((s.ended_at, entry_id, s) for entry_id, ss in plan.sessions.items() for s in ss),
+        await self.set_up_places()
+        plan = self.plan(today, start, entries)
+        pending: list[tuple[dt.datetime, str, KioskSession | DeskTicket]] = sorted(
+            [(s.ended_at, entry_id, s) for entry_id, ss in plan.sessions.items() for s in ss]
+            + [(t.ended_at, entry_id, t) for entry_id, ts in plan.desk.items() for t in ts],
             key=lambda item: item[0],
         )
+        visits = sorted(plan.mobile, key=lambda visit: visit.ends_at)
         started = dt.datetime.now(dt.UTC)
         day_start = dt.datetime.combine(today, dt.time(9), COPENHAGEN).astimezone(dt.UTC)
         sent = 0
         while not stop.is_set() and sent < len(pending):
             clock = day_start + (dt.datetime.now(dt.UTC) - started) * speed
             due = [item for item in pending[sent:] if item[0] <= clock]
-            for _, entry_id, session in due:
-                # re-timed to end now: the kvik service refuses sessions from the future
+            for _, entry_id, item in due:
+                # re-timed to end now: the hub refuses sessions and tickets from the future
                 now = dt.datetime.now(dt.UTC)
-                length = session.ended_at - session.started_at
-                retimed = dataclasses.replace(session, started_at=now - length, ended_at=now)
-                await self._upload(self.kiosks[entry_id], [retimed], today)
+                if isinstance(item, KioskSession):
+                    length = item.ended_at - item.started_at
+                    session = dataclasses.replace(item, started_at=now - length, ended_at=now)
+                    await self._upload(self.kiosks[entry_id], [session], today)
+                else:
+                    await self._desk_ticket(entry_id, retimed_ticket(item, now), today)
+            while visits and visits[0].ends_at <= clock and visits[0].ends_at <= now_utc():
+                await self._mobile_visit(visits.pop(0), today)
             sent += len(due)
             progress(sent, len(pending))
             await pause(1.0, stop)
         return self.books
+
+
+def now_utc() -> dt.datetime:
+    """The current time (UTC)."""
+    return dt.datetime.now(dt.UTC)
+
+
+def retimed_ticket(ticket: DeskTicket, end: dt.datetime) -> DeskTicket:
+    """``ticket`` moved so that it ends at ``end``, its waits and service time unchanged."""
+    shift = end - ticket.ended_at
+    return dataclasses.replace(
+        ticket,
+        issued_at=ticket.issued_at + shift,
+        called_at=ticket.called_at + shift if ticket.called_at else None,
+        served_at=ticket.served_at + shift if ticket.served_at else None,
+        ended_at=end,
+    )
+
+
+def ticket_body(ticket: DeskTicket, with_id: bool = True) -> dict[str, Any]:
+    """The queue system's JSON for one finished ticket (the live feed's body without its id,
+    which is in the path; a daily file's line with it)."""
+    body: dict[str, Any] = {
+        "service": ticket.service,
+        "desk_id": ticket.desk_id,
+        "staff_id": ticket.staff_id,
+        "issued_at": ticket.issued_at.isoformat(),
+        "called_at": ticket.called_at.isoformat() if ticket.called_at else None,
+        "served_at": ticket.served_at.isoformat() if ticket.served_at else None,
+        "ended_at": ticket.ended_at.isoformat(),
+        "outcome": ticket.outcome.value,
+    }
+    return {"ticket_id": ticket.ticket_id, **body} if with_id else body
 
 
 def session_body(kiosk: Kiosk, session: KioskSession) -> dict[str, Any]:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
 
 import pytest
 
-from services.contracts import District, HelpChannel, SessionOutcome
+from services.contracts import District, HelpChannel, SessionOutcome, TicketOutcome
 from services.hub.simulation import (
+    COPENHAGEN,
     GENERAL_NEEDS,
     SERVICE_MIX,
+    SPECIAL_NEEDS,
     DayPlan,
+    OpenPlace,
     contacts_on,
     plan_day,
+    public_holiday,
     target_share,
 )
 
@@ -69,3 +75,93 @@ def test_kiosk_sessions_happen_only_at_kiosk_entries_within_opening_hours() -> N
             local = session.started_at.astimezone(dt.timezone(dt.timedelta(hours=1)))
             assert 10 <= local.hour < 17
             assert session.ended_at > session.started_at
+
+
+CENTRE = OpenPlace(
+    entry_id="bs-valby",
+    district=District.VALBY,
+    site_id="site-valby",
+    services=("change_of_address", "passport", "pension"),
+    hours={weekday: (dt.time(10), dt.time(15)) for weekday in range(5)},
+)
+STOP = OpenPlace(
+    entry_id="mobil-tingbjerg",
+    district=District.BRONSHOJ_HUSUM,
+    site_id="site-tingbjerg",
+    services=("change_of_address", "passport", "digital_id"),
+    hours={1: (dt.time(13), dt.time(17))},
+)
+TUESDAY = dt.date(2026, 3, 3)
+
+
+def _plan(day: dt.date = TUESDAY) -> DayPlan:
+    return plan_day(day, START, KIOSKS, centres=(CENTRE,), stops=(STOP,))
+
+
+def test_desk_tickets_are_issued_in_opening_hours_with_times_in_order() -> None:
+    tickets = _plan().desk["bs-valby"]
+    assert len(tickets) > 10
+    for ticket in tickets:
+        local = ticket.issued_at.astimezone(COPENHAGEN)
+        assert 10 <= local.hour < 15
+        moments = [ticket.issued_at, ticket.called_at, ticket.served_at, ticket.ended_at]
+        present = [m for m in moments if m is not None]
+        assert present == sorted(present)
+        assert ticket.service in CENTRE.services
+
+
+def test_a_few_desk_tickets_are_no_shows_and_no_contacts() -> None:
+    week = [_plan(TUESDAY + dt.timedelta(days=n)) for n in range(-1, 4)]
+    tickets = [t for plan in week for t in plan.desk["bs-valby"]]
+    no_shows = [t for t in tickets if t.outcome is TicketOutcome.NO_SHOW]
+    assert 0 < len(no_shows) < len(tickets) / 5
+    assert all(t.served_at is None for t in no_shows)
+
+
+def test_desk_contacts_come_out_of_the_phone_and_the_day_total_stays_about_the_same() -> None:
+    with_desks = _plan()
+    without_desks = plan_day(TUESDAY, START, KIOSKS, stops=(STOP,))
+    assert with_desks.desk["bs-valby"]
+    assert with_desks.contacts == pytest.approx(without_desks.contacts, rel=0.05)
+
+
+def test_a_centre_has_no_tickets_on_a_day_it_is_closed() -> None:
+    saturday = dt.date(2026, 3, 7)
+    assert "bs-valby" not in _plan(saturday).desk
+
+
+def test_staffed_places_are_closed_on_a_public_holiday() -> None:
+    easter_monday = dt.date(2026, 4, 6)
+    assert public_holiday(easter_monday)
+    plan = _plan(easter_monday)
+    assert plan.desk == {}
+    assert plan.mobile == []
+
+
+def test_a_mobile_stop_gets_one_visit_on_its_stop_day_with_contacts_inside_the_window() -> None:
+    (visit,) = _plan().mobile
+    assert visit.site_id == "site-tingbjerg"
+    assert len(visit.contacts) >= 8
+    assert all(visit.starts_at < c.at < visit.ends_at for c in visit.contacts)
+    assert all(c.service in STOP.services for c in visit.contacts)
+    assert _plan(dt.date(2026, 3, 4)).mobile == []
+
+
+def test_special_needs_are_done_digitally_less_often_than_general_needs() -> None:
+    plan = _plan()
+
+    def digital_part(codes: dict[str, float]) -> float:
+        digital = sum(line.self_service for line in plan.digital if line.service in codes)
+        phone = sum(line.assisted for line in plan.phone if line.service in codes)
+        return digital / (digital + phone)
+
+    assert digital_part(SPECIAL_NEEDS) < digital_part(GENERAL_NEEDS) / 2
+
+
+def test_the_simulations_needs_groups_are_the_registry_catalogues() -> None:
+    seed = json.loads(
+        (Path(__file__).parents[3] / "services/registry/data/copenhagen.json").read_text()
+    )
+    general = {s["code"] for s in seed["services"] if s["general_needs"]}
+    assert set(GENERAL_NEEDS) <= general
+    assert not set(SPECIAL_NEEDS) & general
