@@ -12,9 +12,7 @@ from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from redis.asyncio import Redis
 
-from services.contracts import Topic
 from services.hub.embedded import (
     DEFAULT_BROKER,
     NoidaBroker,
@@ -23,7 +21,7 @@ from services.hub.embedded import (
     free_port,
     make_broker,
 )
-from services.hub.launcher import ServiceProcess, service_env
+from services.hub.launcher import ServiceProcess, registry_copied, service_env
 from services.hub.simulate import Endpoints
 from services.plumbing.settings import HubSettings
 from services.plumbing.topics import ensure_topics
@@ -64,39 +62,10 @@ class Cluster:
         return cluster
 
     async def registry_copied(self, within: float = 120.0) -> None:
-        """Wait until every service that keeps a copy of the registry has consumed all the
-        registry published (its seed of Copenhagen): before that, kvik refuses kiosks at
-        entries it does not know yet and metrics refuses intake for services not yet in its
-        catalogue - correct answers, but not what a test's traffic should meet."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        topic = self.hub.topic(Topic.REGISTRY)
-        redis = Redis.from_url(self.hub.redis_url)
-        try:
-            async with httpx.AsyncClient(timeout=10) as client:
-                while True:
-                    pending = await redis.xlen(self.hub.key("registry", "outbox"))
-                    published = await _scrape_sum(
-                        client, self.services["registry"], "kanalhub_events_published_total", topic
-                    )
-                    behind = [
-                        name
-                        for name in ("kvik", "mobile", "metrics")
-                        if await _scrape_sum(
-                            client, self.services[name], "kanalhub_events_consumed_total", topic
-                        )
-                        < published
-                    ]
-                    if pending == 0 and published > 0 and not behind:
-                        return
-                    if loop.time() > deadline:
-                        raise TimeoutError(
-                            f"registry copies incomplete after {within:g} s: {published} "
-                            f"published, {pending} in its outbox, behind: {behind}"
-                        )
-                    await asyncio.sleep(0.2)
-        finally:
-            await redis.aclose()
+        """Wait until kvik, mobile and metrics have consumed all the registry published (its
+        seed of Copenhagen), so that traffic does not meet refusals for entries and services
+        they do not know yet (see ``launcher.registry_copied``)."""
+        await registry_copied(self.hub, self.services, within)
 
     def stop(self) -> None:
         """Stop every process, services first."""
@@ -181,17 +150,3 @@ class Cluster:
             count = await self.counted()
         await asyncio.sleep(quiet)
         return await self.counted()
-
-
-async def _scrape_sum(
-    client: httpx.AsyncClient, replicas: Sequence[ServiceProcess], metric: str, topic: str
-) -> float:
-    """The sum of ``metric``'s samples for ``topic`` over the replicas' Prometheus scrapes."""
-    total = 0.0
-    for process in replicas:
-        response = await client.get(f"{process.url}/metrics")
-        for family in text_string_to_metric_families(response.text):
-            for sample in family.samples:
-                if sample.name == metric and sample.labels.get("topic") == topic:
-                    total += sample.value
-    return total

@@ -6,12 +6,14 @@ The files are checked in; ``tests/unit/deploy/test_dashboards.py`` fails when th
 what this module generates, and ``tests/integration/deploy/test_panels_real_prometheus.py``
 runs every panel's query against a real Prometheus scraping a running hub.
 
-Four dashboards, each answering one question:
+Five dashboards, each answering one question:
 
-- **Channel shift** - how close is each district to 80 % digital self-service, and when will
-  it get there?
+- **Channel shift** - how close is each district's general-needs share to the target, and will
+  it get there by the deadline?
 - **KVIK operations** - are the kiosks up, and do citizens finish their sessions alone?
 - **Mobile citizen service** - what do the mobile visits deliver per visit and per hour staffed?
+- **Buildings and entry points** - how much is each entry point and building used, by channel,
+  and which are used least?
 - **Pipeline health** - is the hub itself healthy (HTTP, consumers, outbox, dead letters)?
 
 Panels use Grafana's ``$__rate_interval`` (for rates) and ``$__range`` (for totals over the
@@ -36,12 +38,10 @@ from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models import prometheus as prom_model
 
 from services.contracts.reference import District
+from services.metrics.settings import DEFAULT_TARGET_SHARE
 
 DASHBOARD_DIR: Final = Path("deploy") / "grafana" / "dashboards"
 """Where the JSON files live, relative to the repository root."""
-
-TARGET_SHARE: Final = 0.8
-"""The municipality's goal: 80 % of contacts by digital self-service."""
 
 DATASOURCE: Final = model.DataSourceRef(type_val="prometheus", uid="prometheus")
 """The provisioned Prometheus datasource (deploy/grafana/provisioning/datasources)."""
@@ -70,6 +70,17 @@ def once(expr: str) -> str:
     return f"max without ({REPLICA_LABELS}) ({expr})"
 
 
+TARGET: Final = once("kanalhub_target_share_ratio{}")
+"""The configured target share, as the metrics service exposes it (KANALHUB_METRICS_TARGET_SHARE):
+the dashboards never keep a target of their own."""
+
+DEADLINE: Final = once("kanalhub_target_deadline_timestamp_seconds{}")
+"""The configured deadline (Unix time of its midnight in Copenhagen)."""
+
+TARGET_REF: Final = "TARGET"
+"""The ref id of the query that gives a panel its threshold (``target_from_metrics``)."""
+
+
 # ---------------------------------------------------------------------------------------------
 # building blocks
 
@@ -96,8 +107,29 @@ def thresholds(*steps: tuple[float | None, str]) -> builder.ThresholdsConfig:
 
 
 def share_thresholds() -> builder.ThresholdsConfig:
-    """Below the 80 % target in vermillion, at or above it in blue."""
-    return thresholds((None, BELOW), (TARGET_SHARE, GOOD))
+    """Below the target in vermillion, at or above it in blue. The step's value here is only a
+    placeholder (the default target): ``target_from_metrics`` replaces it with the configured
+    target when the panel is drawn."""
+    return thresholds((None, BELOW), (DEFAULT_TARGET_SHARE, GOOD))
+
+
+def target_from_metrics() -> list[model.DataTransformerConfig]:
+    """Grafana's "Config from query results": the value of query ``TARGET_REF`` (the
+    configured target) becomes the panel's first threshold, and that query is not drawn."""
+    return [
+        model.DataTransformerConfig(
+            id_val="configFromData",
+            options={
+                "configRefId": TARGET_REF,
+                "mappings": [{"fieldName": "Value", "handlerKey": "threshold1"}],
+            },
+        )
+    ]
+
+
+def target_query() -> prom.Dataquery:
+    """The configured target, for ``target_from_metrics``."""
+    return query(TARGET, "target", ref_id=TARGET_REF, instant=True)
 
 
 def graph(title: str, description: str, *targets: prom.Dataquery) -> timeseries.Panel:
@@ -246,10 +278,19 @@ def new_dashboard(uid: str, title: str, description: str) -> builder.Dashboard:
 
 
 def channel_shift() -> builder.Dashboard:
-    """Channel shift: digital share against 80 %, channel mix, forecast and coverage."""
-    share = once(f'kanalhub_digital_share_ratio{{{DISTRICTS},window="$window"}}')
+    """Channel shift: the general-needs share (the headline) against the configured target and
+    deadline, the overall and special-needs shares beside it, channel mix, forecast, coverage."""
+
+    def by_needs(group: str, districts: str = DISTRICTS) -> str:
+        """The share of one needs group in the chosen window, once."""
+        return once(
+            f'kanalhub_digital_share_by_needs_ratio{{{districts},window="$window",needs="{group}"}}'
+        )
+
+    headline = by_needs("general")
     on_track = once(f"kanalhub_digital_share_on_track{{{DISTRICTS}}}")
     covered = once(f"kanalhub_district_covered{{{DISTRICTS}}}")
+    behind = once(f"kanalhub_forecast_weeks_behind_deadline{{{DISTRICTS}}}")
 
     def contacts(window: str, matchers: str = "") -> str:
         """Contacts counted over ``window``, once."""
@@ -262,31 +303,71 @@ def channel_shift() -> builder.Dashboard:
         new_dashboard(
             "kanalhub-channel-shift",
             "Channel shift",
-            "How close is each district to 80 % of contacts by digital self-service, and when "
-            "will it get there? Share = self-service contacts / all contacts.",
+            "How close is each district's general-needs share to the target, and will it get "
+            "there by the deadline? Share = self-service contacts / all contacts; the headline "
+            "is the general-needs share (the target is about general-needs enquiries; citizens "
+            "with special needs get personal contact first). Target and deadline come from the "
+            "metrics service's configuration.",
         )
         .with_variable(district_variable())
         .with_variable(window_variable())
-        .with_row(builder.Row("Digital share against the 80 % target"))
+        .with_row(builder.Row("General-needs share against the target"))
         .with_panel(
             single(
-                "Copenhagen, all districts",
-                "Digital share of all contacts in the whole municipality, for the chosen window.",
-                query(
-                    once('kanalhub_digital_share_ratio{district="all",window="$window"}'), "share"
-                ),
+                "General needs, Copenhagen (headline)",
+                "Digital share of general-needs contacts in the whole municipality, for the "
+                "chosen window; blue at or above the configured target.",
+                query(by_needs("general", 'district="all"'), "general needs"),
                 "percentunit",
             )
+            .with_target(target_query())
+            .with_transformation(target_from_metrics()[0])
             .thresholds(share_thresholds())
             .min(0)
             .max(1)
         )
         .with_panel(
             single(
+                "Target",
+                "The general-needs share to reach (KANALHUB_METRICS_TARGET_SHARE).",
+                query(TARGET, "target"),
+                "percentunit",
+            ).thresholds(thresholds((None, NEUTRAL)))
+        )
+        .with_panel(
+            single(
+                "Deadline",
+                "The day to reach it by (KANALHUB_METRICS_TARGET_DEADLINE).",
+                query(f"{DEADLINE} * 1000", "deadline"),
+                "dateTimeAsIsoNoDateIfToday",
+            ).thresholds(thresholds((None, NEUTRAL)))
+        )
+        .with_panel(
+            single(
                 "Districts on track",
-                "Districts whose trend reaches 80 % (forecast exists), of those selected.",
+                "Districts whose general-needs share has reached the target or whose trend "
+                "reaches it by the deadline, of those selected.",
                 query(f"sum({on_track})", "on track"),
                 "none",
+            ).thresholds(thresholds((None, NEUTRAL)))
+        )
+        .with_panel(
+            single(
+                "All contacts, Copenhagen",
+                "Digital share of all contacts (general and special needs), for the window.",
+                query(
+                    once('kanalhub_digital_share_ratio{district="all",window="$window"}'), "share"
+                ),
+                "percentunit",
+            ).thresholds(thresholds((None, NEUTRAL)))
+        )
+        .with_panel(
+            single(
+                "Special needs, Copenhagen",
+                "Digital share of special-needs contacts: reported beside the headline, not "
+                "held against the target.",
+                query(by_needs("special", 'district="all"'), "special needs"),
+                "percentunit",
             ).thresholds(thresholds((None, NEUTRAL)))
         )
         .with_panel(
@@ -307,21 +388,25 @@ def channel_shift() -> builder.Dashboard:
         )
         .with_panel(
             bars(
-                "Digital share per district",
-                "Latest share per district; the bar turns blue at the 80 % target.",
-                query(share, "{{district}}"),
+                "General-needs share per district",
+                "Latest general-needs share per district; the bar turns blue at the target.",
+                query(headline, "{{district}}"),
                 "percentunit",
             )
+            .with_target(target_query())
+            .with_transformation(target_from_metrics()[0])
             .thresholds(share_thresholds())
             .min(0)
             .max(1)
         )
         .with_panel(
             graph(
-                "Digital share per district over time",
-                "Share per district; the dashed line is the 80 % target.",
-                query(share, "{{district}}"),
+                "General-needs share per district over time",
+                "General-needs share per district; the dashed line is the target.",
+                query(headline, "{{district}}"),
+                target_query(),
             )
+            .with_transformation(target_from_metrics()[0])
             .unit("percentunit")
             .min(0)
             .max(1)
@@ -331,6 +416,30 @@ def channel_shift() -> builder.Dashboard:
                     common.GraphThresholdsStyleMode.DASHED
                 )
             )
+        )
+        .with_panel(
+            bars(
+                "Weeks behind the deadline per district",
+                "From the forecast of the general-needs share: 0 = reached or on track, N = "
+                "reaches the target N weeks after the deadline, Infinity = not within the "
+                "forecast horizon. Districts with too few weeks of data are not listed.",
+                query(behind, "{{district}}"),
+                "none",
+            ).thresholds(thresholds((None, GOOD), (1, BELOW)))
+        )
+        .with_panel(
+            graph(
+                "All contacts and special needs per district over time",
+                "Overall and special-needs shares per district, beside the headline.",
+                query(
+                    once(f'kanalhub_digital_share_ratio{{{DISTRICTS},window="$window"}}'),
+                    "{{district}} all",
+                ),
+                query(by_needs("special"), "{{district}} special", ref_id="B"),
+            )
+            .unit("percentunit")
+            .min(0)
+            .max(1)
         )
         .with_row(builder.Row("Channel mix"))
         .with_panel(
@@ -352,10 +461,11 @@ def channel_shift() -> builder.Dashboard:
         .with_row(builder.Row("Forecast and coverage"))
         .with_panel(
             table.Panel()
-            .title("Forecast: when each district reaches 80 %")
+            .title("Forecast: when each district reaches the target")
             .description(
-                "Date the trend of the daily share crosses 80 %. Districts not on track have "
-                "no forecast and are not listed."
+                "Monday of the week the trend of the weekly general-needs share crosses the "
+                "target. Districts that have reached it, or whose trend does not get there "
+                "within the horizon, have no date and are not listed."
             )
             .datasource(DATASOURCE)
             .with_target(
@@ -377,7 +487,7 @@ def channel_shift() -> builder.Dashboard:
                             "service": True,
                             "exported_service": True,
                         },
-                        "renameByName": {"district": "District", "Value": "Reaches 80 %"},
+                        "renameByName": {"district": "District", "Value": "Reaches the target"},
                     },
                 )
             )
@@ -388,7 +498,8 @@ def channel_shift() -> builder.Dashboard:
         .with_panel(
             bars(
                 "On track and covered, per district",
-                "1 = on track for 80 % / has an open citizen-service entry; 0 = not.",
+                "1 = on track for the target by the deadline / has an open citizen-service "
+                "entry; 0 = not.",
                 query(on_track, "{{district}} on track"),
                 "none",
             )
@@ -622,6 +733,123 @@ def mobile_service() -> builder.Dashboard:
     )
 
 
+def buildings() -> builder.Dashboard:
+    """Buildings and entry points: how each entry point and site is used, by channel."""
+    selected = 'district=~"$district"'
+    named = f'{selected},entry_id!~"other|none"'
+
+    def contacts(window: str, matchers: str = selected) -> str:
+        """Place-bound contacts per entry point over ``window``, once."""
+        return once(f"increase(kanalhub_entry_contacts_total{{{matchers}}}[{window}])")
+
+    def by_entry_label(label: str) -> str:
+        """Contacts in range summed by a label of the entry (its site, its administration),
+        joined from ``kanalhub_entry_info`` (entries beyond the cap have no info)."""
+        return (
+            f"sum by ({label}) ({contacts('$__range', named)} * on (entry_id) "
+            f"group_left({label}) max by (entry_id, {label}) "
+            f"({once(f'kanalhub_entry_info{{{selected}}}')}))"
+        )
+
+    in_range = contacts("$__range", named)
+    self_service = contacts("$__range", f'{selected},mode="self_service"')
+    return (
+        new_dashboard(
+            "kanalhub-buildings",
+            "Buildings and entry points",
+            "How are the municipality's buildings and entry points used? Place-bound contacts "
+            "(KVIK, counter, mobile) per entry point and site, by channel and mode. Contacts "
+            "per open hour and per service: GET /usage/entries (docs/metrics.md).",
+        )
+        .with_variable(district_variable())
+        .with_row(builder.Row("Entry points"))
+        .with_panel(
+            single(
+                "Place-bound contacts in range",
+                "KVIK, counter and mobile contacts at entry points and sites, over the range.",
+                query(f"sum({contacts('$__range')})", "contacts"),
+                "short",
+            )
+            .thresholds(thresholds((None, NEUTRAL)))
+            .span(8)
+        )
+        .with_panel(
+            single(
+                "Entry points with contacts",
+                "Entry points (with their own series) that handled a contact in the range.",
+                query(f"count(sum by (entry_id) ({in_range}) > 0)", "entry points"),
+                "short",
+            )
+            .thresholds(thresholds((None, NEUTRAL)))
+            .span(8)
+        )
+        .with_panel(
+            single(
+                "Self-service share at entry points",
+                "Self-service / all place-bound contacts in the range (KVIK without help, "
+                "citizens on their own device at mobile visits).",
+                query(f"sum({self_service}) / sum({contacts('$__range')})", "self-service share"),
+                "percentunit",
+            )
+            .thresholds(thresholds((None, NEUTRAL)))
+            .span(8)
+        )
+        .with_panel(
+            stacked(
+                "Contacts at entry points, by channel",
+                "Place-bound contacts per interval, KVIK, counter and mobile stacked.",
+                query(
+                    f"sum by (channel) ({contacts('$__rate_interval')})",
+                    "{{channel}}",
+                ),
+            ).unit("short")
+        )
+        .with_panel(
+            stacked(
+                "Contacts at entry points, by mode",
+                "Self-service vs assisted place-bound contacts per interval.",
+                query(f"sum by (mode) ({contacts('$__rate_interval')})", "{{mode}}"),
+            ).unit("short")
+        )
+        .with_panel(
+            bars(
+                "Most used entry points",
+                "The ten entry points with the most contacts in the range.",
+                query(f"topk(10, sum by (entry_id) ({in_range}))", "{{entry_id}}"),
+                "short",
+            ).thresholds(thresholds((None, GOOD)))
+        )
+        .with_panel(
+            bars(
+                "Least used entry points",
+                "The ten entry points with the fewest contacts in the range; open entries "
+                "without contacts show at 0.",
+                query(f"bottomk(10, sum by (entry_id) ({in_range}))", "{{entry_id}}"),
+                "short",
+            ).thresholds(thresholds((None, WARN)))
+        )
+        .with_row(builder.Row("Buildings (sites) and administrations"))
+        .with_panel(
+            bars(
+                "Contacts per site",
+                "Contacts in the range at each building, all its entry points together.",
+                query(by_entry_label("site_id"), "{{site_id}}"),
+                "short",
+            ).thresholds(thresholds((None, NEUTRAL)))
+        )
+        .with_panel(
+            bars(
+                "Contacts per administration",
+                "Contacts in the range at the entry points each administration runs.",
+                query(by_entry_label("administration"), "{{administration}}"),
+                "short",
+            ).thresholds(thresholds((None, NEUTRAL)))
+        )
+        # A "Desks" row (waiting and service times per centre, from the desk tickets) goes
+        # here, after the sites.
+    )
+
+
 def pipeline_health() -> builder.Dashboard:
     """Pipeline health: HTTP, consumers, outbox, dead letters, handler latency."""
 
@@ -797,6 +1025,7 @@ DASHBOARDS: Final[dict[str, Callable[[], builder.Dashboard]]] = {
     "channel-shift.json": channel_shift,
     "kvik-operations.json": kvik_operations,
     "mobile-citizen-service.json": mobile_service,
+    "buildings-and-entry-points.json": buildings,
     "pipeline-health.json": pipeline_health,
 }
 """File name under ``deploy/grafana/dashboards/`` -> the function building that dashboard."""

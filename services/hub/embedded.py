@@ -29,9 +29,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final, Literal
+
+from services.plumbing.backoff import Backoff
 
 BrokerKind = Literal["noida", "tansu"]
 BROKER_KINDS: Final[tuple[BrokerKind, ...]] = ("noida", "tansu")
@@ -123,14 +125,15 @@ class ManagedProcess:
 
     Subclasses give the command line and override ``probe()``. ``start()`` may be called again
     after ``stop()`` or ``kill()`` (same data directory, same port), which is how tests restart
-    a component.
+    a component. ``port=None`` is a client that listens on nothing (the simulator): no port is
+    checked, and it counts as ready once it runs.
     """
 
     def __init__(
         self,
         name: str,
         host: str,
-        port: int,
+        port: int | None,
         data_dir: Path,
         command: Sequence[str],
         env: Mapping[str, str] | None = None,
@@ -170,8 +173,17 @@ class ManagedProcess:
         """True while the child process exists and has not exited."""
         return self._popen is not None and self._popen.poll() is None
 
+    @property
+    def exit_code(self) -> int | None:
+        """The child's exit status once it has exited (negative: killed by that signal);
+        None while it runs, after ``stop()``/``kill()``, or if it was never launched."""
+        return self._popen.poll() if self._popen is not None else None
+
     def probe(self) -> bool:
-        """True when the child answers its protocol; the base class only checks the port."""
+        """True when the child answers its protocol; the base class only checks the port (a
+        client without one answers nothing: running is all it can be)."""
+        if self.port is None:
+            return self.is_running
         try:
             with socket.create_connection((self.host, self.port), timeout=1.0):
                 return True
@@ -187,7 +199,7 @@ class ManagedProcess:
         """Start the child without waiting for it; refuse if the port is taken."""
         if self.is_running:
             raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
-        if port_in_use(self.host, self.port):
+        if self.port is not None and port_in_use(self.host, self.port):
             raise PortInUseError(self.host, self.port, self.port_setting)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
@@ -277,6 +289,72 @@ class ManagedProcess:
             os.killpg(pgid, signum)
 
 
+class RestartWithBackoff:
+    """Supervises a child whose failure must not stop the hub (the simulator, a client): one
+    that exits with an error is launched again after a growing delay, at most ``restarts``
+    times; one that exits with 0 has finished its work and is left alone.
+
+    The supervisor's loop calls :meth:`check` now and then; it never blocks (a restart waits
+    for its time across calls) and returns a line for the console when something happened.
+    """
+
+    def __init__(
+        self,
+        process: ManagedProcess,
+        restarts: int = 5,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.process = process
+        self.restarts = restarts
+        self.backoff = backoff or Backoff(initial=2.0, maximum=60.0)
+        self.clock = clock
+        #: Restarts made so far.
+        self.restarted = 0
+        #: Set once the child exited with 0 or used up its restarts: nothing more happens.
+        self.settled = False
+        self._restart_at: float | None = None
+
+    def start(self) -> None:
+        """Launch the child for the first time."""
+        self.process.launch()
+
+    def check(self) -> str | None:
+        """Restart the child if it failed and its delay has passed; a message if anything
+        happened, else None."""
+        if self.settled or self.process.is_running:
+            return None
+        name, log = self.process.name, self.process.log_path
+        if self._restart_at is not None:
+            if self.clock() < self._restart_at:
+                return None
+            self._restart_at = None
+            self.restarted += 1
+            try:
+                self.process.launch()
+            except OSError as error:
+                return self._failed(f"could not be started again ({error})")
+            return f"{name} restarted ({self.restarted} of at most {self.restarts})"
+        code = self.process.exit_code
+        if code is None:  # never launched, or stopped on purpose
+            return None
+        if code == 0:
+            self.settled = True
+            return f"{name} finished; log: {log}"
+        return self._failed(f"exited with code {code}")
+
+    def _failed(self, what: str) -> str:
+        name, log = self.process.name, self.process.log_path
+        if self.restarted >= self.restarts:
+            self.settled = True
+            return (
+                f"{name} {what}; restarted {self.restarted} times already, left stopped; log: {log}"
+            )
+        delay = self.backoff.next_delay()
+        self._restart_at = self.clock() + delay
+        return f"{name} {what}; restarting in {delay:.0f} s; log: {log}"
+
+
 def _kafka_metadata_answers(bootstrap: str, timeout: float) -> bool:
     """True if a Kafka client can bootstrap: ApiVersions and a Metadata request succeed."""
     from aiokafka.client import AIOKafkaClient  # only the brokers need aiokafka
@@ -308,6 +386,7 @@ class KafkaBroker(ManagedProcess):
     """A Kafka-protocol broker; ready when a real Kafka metadata request is answered."""
 
     kind: BrokerKind
+    port: int  # a server: always has one
 
     @property
     def bootstrap(self) -> str:
@@ -408,6 +487,8 @@ class ValkeyProcess(ManagedProcess):
     SIGKILL loses nothing acknowledged (docs/decisions/0002-valkey-durability.md). SIGTERM
     makes Valkey shut down cleanly, fsyncing the AOF.
     """
+
+    port: int  # a server: always has one
 
     def __init__(
         self,

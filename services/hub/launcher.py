@@ -14,21 +14,26 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 
+from services.contracts import Topic
 from services.hub.embedded import (
     DEFAULT_BROKER,
     BrokerKind,
     ManagedProcess,
     PortInUseError,
     ProcessStartError,
+    RestartWithBackoff,
     ValkeyProcess,
     make_broker,
     port_in_use,
@@ -60,6 +65,8 @@ class LauncherSettings(BaseSettings):
 
 class ServiceProcess(ManagedProcess):
     """One kanalhub service as a child process (``kanalhub serve <name>``); ready = /readyz 200."""
+
+    port: int  # a server: always has one
 
     def __init__(self, name: str, port: int, host: str, env: dict[str, str], log_dir: Path) -> None:
         super().__init__(
@@ -192,19 +199,24 @@ def run_hub(launcher: LauncherSettings) -> int:
             for service in services:
                 service.wait_ready(max(1.0, deadline - time.monotonic()))
         _print_welcome(launcher, hub, services, broker.log_path, data_dir)
+        simulator: RestartWithBackoff | None = None
         if launcher.simulate:
-            simulator = _start_simulator(launcher, hub, service_ports, data_dir / "logs")
-            started.append(simulator)
-            console.print(f"simulated kiosks and intake running; log: {simulator.log_path}")
+            simulator = _start_simulator(launcher, hub, services, data_dir / "logs")
+            started.append(simulator.process)
         while True:
             for process in started:
-                # the simulator may finish (its day is over); the hub goes on without it
-                if not process.is_running and process.name != "simulator":
+                # The simulator is a client: when it finishes (its day is over) or fails, the
+                # hub goes on without it.
+                if simulator is not None and process is simulator.process:
+                    continue
+                if not process.is_running:
                     console.print(
                         f"[red]{process.name} exited unexpectedly[/red]; see {process.log_path}. "
                         "Stopping the hub."
                     )
                     return 1
+            if simulator is not None and (message := simulator.check()) is not None:
+                console.print(message, markup=False, highlight=False)
             time.sleep(0.5)
     except _StopRequested as signal_name:
         console.print(f"\n{signal_name} received, stopping")
@@ -221,21 +233,114 @@ def run_hub(launcher: LauncherSettings) -> int:
     return exit_code
 
 
+def simulator_env(hub: HubSettings, services: Sequence[ServiceProcess]) -> dict[str, str]:
+    """The simulator's environment: this environment, the broker and Valkey (its tokens are
+    signed with the hub's settings) and the port of every service it sends traffic to."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "KANALHUB_KAFKA_BOOTSTRAP": hub.kafka_bootstrap,
+            "KANALHUB_REDIS_URL": hub.redis_url,
+            **{f"KANALHUB_{service.name.upper()}_PORT": str(service.port) for service in services},
+        }
+    )
+    return env
+
+
 def _start_simulator(
-    launcher: LauncherSettings, hub: HubSettings, ports: dict[str, int], log_dir: Path
-) -> ManagedProcess:
-    env = service_env(hub, "simulator", 0, launcher.host)
-    simulator = ManagedProcess(
+    launcher: LauncherSettings,
+    hub: HubSettings,
+    services: Sequence[ServiceProcess],
+    log_dir: Path,
+) -> RestartWithBackoff:
+    """Start ``kanalhub simulate --realtime`` once the services have the registry's catalogue.
+
+    The simulator is a client of the services: it listens on no port (so no port is checked),
+    and its failure does not stop the hub - it is restarted with backoff a few times, then left
+    stopped (see the console and its log)."""
+    console.print("waiting until kvik, mobile and metrics have the registry's catalogue")
+    try:
+        asyncio.run(registry_copied(hub, {s.name: [s] for s in services}, first_start=False))
+    except TimeoutError as error:
+        # Traffic now may meet correct refusals (an entry kvik does not know yet); the
+        # simulator then fails and is restarted, by which time the copies are complete.
+        console.print(f"[yellow]{error}[/yellow]; starting the simulator anyway")
+    process = ManagedProcess(
         name="simulator",
         host=launcher.host,
-        port=ports["kvik"],
+        port=None,
         data_dir=log_dir,
         command=[sys.executable, "-m", "services.hub.cli", "simulate", "--realtime"],
-        env=env,
-        port_setting="KANALHUB_KVIK_PORT",
+        env=simulator_env(hub, services),
     )
-    simulator.launch()
-    return simulator
+    supervisor = RestartWithBackoff(process)
+    supervisor.start()
+    console.print(
+        f"simulated traffic running (8 weeks of history, then live); log: {process.log_path}"
+    )
+    return supervisor
+
+
+async def registry_copied(
+    hub: HubSettings,
+    services: Mapping[str, Sequence[ServiceProcess]],
+    within: float = 120.0,
+    first_start: bool = True,
+) -> None:
+    """Wait until every service that keeps a copy of the registry has consumed all the
+    registry published (its seed of Copenhagen): before that, kvik refuses kiosks at entries it
+    does not know yet and metrics refuses intake for services not yet in its catalogue - correct
+    answers, but not what simulated traffic should meet.
+
+    ``first_start``: the registry was empty, so it must have published something (its seed).
+    A hub started again on its data publishes nothing new; its copies are already complete once
+    the registry's outbox is empty and the consumers have what was published since the start
+    (the seed is staged before the registry answers /readyz, so the outbox is never empty
+    too early).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    topic = hub.topic(Topic.REGISTRY)
+    redis = Redis.from_url(hub.redis_url, socket_timeout=10)
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            while True:
+                pending = await redis.xlen(hub.key("registry", "outbox"))
+                published = await _scrape_sum(
+                    client, services["registry"], "kanalhub_events_published_total", topic
+                )
+                behind = [
+                    name
+                    for name in ("kvik", "mobile", "metrics")
+                    if await _scrape_sum(
+                        client, services[name], "kanalhub_events_consumed_total", topic
+                    )
+                    < published
+                ]
+                if pending == 0 and (published > 0 or not first_start) and not behind:
+                    return
+                if loop.time() > deadline:
+                    raise TimeoutError(
+                        f"registry copies incomplete after {within:g} s: {published:g} "
+                        f"published, {pending} in its outbox, behind: {behind}"
+                    )
+                await asyncio.sleep(0.2)
+    finally:
+        await redis.aclose()
+
+
+async def _scrape_sum(
+    client: httpx.AsyncClient, replicas: Sequence[ServiceProcess], metric: str, topic: str
+) -> float:
+    """The sum of ``metric``'s samples for ``topic`` over the replicas' Prometheus scrapes."""
+    total = 0.0
+    for process in replicas:
+        response = await client.get(f"{process.url}/metrics")
+        for family in text_string_to_metric_families(response.text):
+            for sample in family.samples:
+                if sample.name == metric and sample.labels.get("topic") == topic:
+                    total += sample.value
+    return total
 
 
 def _print_welcome(

@@ -26,6 +26,7 @@ the books count a session on its definitive answer (201 or 200), once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import time
@@ -244,26 +245,35 @@ class Simulator:
 
     async def _desk_file(self, entry_id: str, day: dt.date, tickets: list[DeskTicket]) -> None:
         """A centre's tickets of ``day`` as its queue system's daily file (replaces any earlier
-        file, so a retry is safe)."""
-        await self._request(
+        file, so a retry is safe). A 409 means the centre's day came in on the live feed (an
+        earlier ``--realtime`` run): those tickets are counted already, and not booked here."""
+        response = await self._request(
             "PUT",
             f"{self._endpoints.metrics}/desk/entries/{entry_id}/days/{day.isoformat()}",
             json={"tickets": [ticket_body(t) for t in tickets]},
             headers=self._queue,
+            accept=(409,),
         )
+        if response.status_code == 409:
+            return
         self.books.desk_tickets += len(tickets)
         served = sum(1 for t in tickets if t.outcome is TicketOutcome.SERVED)
         self.books.desk_served += served
         self.books.add(day, served)
 
     async def _desk_ticket(self, entry_id: str, ticket: DeskTicket, day: dt.date) -> None:
-        """One finished ticket on the live feed (idempotent by ticket id)."""
-        await self._request(
+        """One finished ticket on the live feed (idempotent by ticket id). A 409 means an
+        earlier run today sent the ticket with other times (a realtime run re-times tickets to
+        end when they are sent): it is counted already, and not booked here."""
+        response = await self._request(
             "PUT",
             f"{self._endpoints.metrics}/desk/entries/{entry_id}/tickets/{ticket.ticket_id}",
             json=ticket_body(ticket, with_id=False),
             headers=self._queue,
+            accept=(409,),
         )
+        if response.status_code == 409:
+            return
         self.books.desk_tickets += 1
         if ticket.outcome is TicketOutcome.SERVED:
             self.books.desk_served += 1
@@ -431,7 +441,17 @@ class Simulator:
         today = dt.datetime.now(COPENHAGEN).date()
         start = today - dt.timedelta(weeks=history_weeks)
         if history_weeks:
-            await self.replay(start, today - dt.timedelta(days=1))
+            # The history takes a while: a stop (Ctrl-C on the hub) must not wait for it.
+            history = asyncio.create_task(self.replay(start, today - dt.timedelta(days=1)))
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait({history, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if stop.is_set():
+                history.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await history
+                return self.books
+            await history
         entries = await self.set_up_kiosks()
         await self.set_up_places()
         plan = self.plan(today, start, entries)

@@ -20,10 +20,11 @@ from services.contracts import (
     District,
 )
 from services.contracts.payloads.base import Code
-from services.metrics import domain, figures
+from services.metrics import domain, figures, needs
 from services.metrics.costs import cost_report
 from services.metrics.deps import RuntimeDep, SettingsDep, StoreDep
 from services.metrics.forecast import Outlook
+from services.metrics.needs import NeedsGroup
 from services.plumbing.auth import MetricsReader
 from services.plumbing.problems import problem_responses
 
@@ -54,15 +55,47 @@ class ModeCounts(BaseModel):
     assisted: int
 
 
-class ShareOut(BaseModel):
-    """The digital share of a selection and the counts behind it."""
+class GroupShareOut(BaseModel):
+    """The contacts of one needs group (general or special) and their digital share."""
 
-    district: District | None = Field(description="The district; null means all districts.")
     self_service: int
     assisted: int
     total: int
     share: float | None = Field(description="self_service / total; null when there are none.")
     channels: dict[Channel, ModeCounts]
+
+
+class NeedsSplitOut(BaseModel):
+    """The contacts split by the needs group of their service (registry catalogue);
+    general + special == the overall figures, always (docs/metrics.md)."""
+
+    general: GroupShareOut = Field(
+        description="General-needs enquiries (and services the catalogue does not know): what "
+        "the target is about."
+    )
+    special: GroupShareOut = Field(
+        description="Special-needs enquiries: citizens meant to get personal contact first."
+    )
+
+
+class ShareOut(BaseModel):
+    """The digital share of a selection and the counts behind it: the headline (general-needs)
+    share, the overall figures (all contacts) and the split by needs group."""
+
+    district: District | None = Field(description="The district; null means all districts.")
+    self_service: int = Field(description="Self-service contacts, all needs groups.")
+    assisted: int = Field(description="Assisted contacts, all needs groups.")
+    total: int = Field(description="All contacts, general and special needs.")
+    share: float | None = Field(
+        description="The overall share: self_service / total over all contacts; null when "
+        "there are none. The headline is headline_share."
+    )
+    channels: dict[Channel, ModeCounts]
+    headline_share: float | None = Field(
+        description="The share management steers by and the target is about: general-needs "
+        "self-service / general-needs contacts (= needs.general.share)."
+    )
+    needs: NeedsSplitOut
 
 
 class ShareReport(ShareOut):
@@ -106,14 +139,34 @@ class KvikFunnelOut(BaseModel):
     )
 
 
-class WeekOut(BaseModel):
-    """One ISO week of a district's trend."""
+class WeekGroupOut(BaseModel):
+    """One needs group's contacts in a week."""
 
-    week: str = Field(description="ISO week, e.g. 2024-W03.")
-    monday: dt.date
     self_service: int
     assisted: int
     share: float | None
+
+
+class WeekNeedsOut(BaseModel):
+    """A week's contacts by needs group (general + special == the week's overall figures)."""
+
+    general: WeekGroupOut
+    special: WeekGroupOut
+
+
+class WeekOut(BaseModel):
+    """One ISO week of a district's trend: overall figures, the headline (general-needs) share
+    and the split by needs group."""
+
+    week: str = Field(description="ISO week, e.g. 2024-W03.")
+    monday: dt.date
+    self_service: int = Field(description="Self-service contacts, all needs groups.")
+    assisted: int = Field(description="Assisted contacts, all needs groups.")
+    share: float | None = Field(description="The overall share of the week.")
+    headline_share: float | None = Field(
+        description="The general-needs share of the week (= needs.general.share)."
+    )
+    needs: WeekNeedsOut
 
 
 class DistrictTrend(BaseModel):
@@ -131,14 +184,24 @@ class TrendOut(BaseModel):
 
 
 class ForecastOut(BaseModel):
-    """When a district reaches 80 %, from a Theil-Sen fit over weekly shares."""
+    """Whether a district's general-needs share reaches the target by the deadline, from a
+    Theil-Sen fit over its weekly general-needs shares."""
 
     district: District
-    outlook: Outlook
+    outlook: Outlook = Field(
+        description="reached (at or above the target now); on_track (the fit crosses in a week "
+        "starting on or before the deadline); behind (it crosses after the deadline, by "
+        "weeks_behind weeks); not_within_horizon (falling, flat, or crossing after the "
+        "horizon); insufficient_data (fewer than 4 weeks with contacts)."
+    )
+    weeks_behind: int | None = Field(
+        description="Weeks from the deadline to the crossing (0 when reached or on track; null "
+        "when not within the horizon or without data)."
+    )
     weeks_used: int
     slope_per_week: float | None = Field(description="Change of the share per week.")
     latest_fitted: float | None = Field(description="The fit's share in the last full week.")
-    crossing: dt.date | None = Field(description="Monday of the week the fit reaches 80 %.")
+    crossing: dt.date | None = Field(description="Monday of the week the fit reaches the target.")
     crossing_earliest: dt.date | None = Field(description="Early end of the 90 % band.")
     crossing_latest: dt.date | None = Field(
         description="Late end of the 90 % band; null when the band's shallow slope never gets "
@@ -147,10 +210,17 @@ class ForecastOut(BaseModel):
 
 
 class ForecastsOut(BaseModel):
-    """Every district's forecast; the method is in docs/metrics.md."""
+    """Every district's forecast against the configured target and deadline; the method is in
+    docs/metrics.md."""
 
     date: dt.date
-    target: float
+    basis: NeedsGroup = Field(
+        description="The weekly shares fitted: those of the general-needs contacts."
+    )
+    target: float = Field(description="The target share (KANALHUB_METRICS_TARGET_SHARE).")
+    target_deadline: dt.date = Field(
+        description="The day to reach it by (KANALHUB_METRICS_TARGET_DEADLINE)."
+    )
     horizon_weeks: int
     districts: list[ForecastOut]
 
@@ -171,16 +241,24 @@ class KpisOut(BaseModel):
     first_day: dt.date
     last_day: dt.date
     district: District | None
-    digital_share: float | None
+    digital_share: float | None = Field(description="The overall share (all contacts).")
+    headline_share: float | None = Field(
+        description="The general-needs share: what the target is about."
+    )
+    special_needs_share: float | None = Field(description="The special-needs share.")
+    target: float = Field(description="The target share (KANALHUB_METRICS_TARGET_SHARE).")
+    target_deadline: dt.date = Field(description="The day to reach it by.")
     kvik_completion_rate: float | None
     channels: list[ChannelCostOut]
     total_cost_dkk: float
     cost_per_contact_dkk: float | None
     contacts_to_move_for_target: int = Field(
-        description="Assisted contacts that would have to be self-service for 80 %."
+        description="Assisted general-needs contacts that would have to be self-service for "
+        "the general-needs share to meet the target."
     )
     saving_at_target_dkk: float = Field(
-        description="What the period would have cost less at 80 % (see docs/metrics.md)."
+        description="What the period would have cost less with those contacts moved to "
+        "digital self-service (see docs/metrics.md)."
     )
 
 
@@ -220,24 +298,47 @@ class CoverageReport(BaseModel):
 # -- routes ------------------------------------------------------------------------------------
 
 
-def _share_out(district: District | None, share: domain.Share) -> ShareOut:
+def _channels_out(share: domain.Share) -> dict[Channel, ModeCounts]:
+    return {
+        channel: ModeCounts(
+            self_service=modes[ContactMode.SELF_SERVICE], assisted=modes[ContactMode.ASSISTED]
+        )
+        for channel, modes in share.channels.items()
+    }
+
+
+def _group_out(share: domain.Share) -> GroupShareOut:
+    return GroupShareOut(
+        self_service=share.self_service,
+        assisted=share.assisted,
+        total=share.total,
+        share=share.share,
+        channels=_channels_out(share),
+    )
+
+
+def _share_out(district: District | None, split: needs.NeedsShares) -> ShareOut:
+    share = split.overall
     return ShareOut(
         district=district,
         self_service=share.self_service,
         assisted=share.assisted,
         total=share.total,
         share=share.share,
-        channels={
-            channel: ModeCounts(
-                self_service=modes[ContactMode.SELF_SERVICE], assisted=modes[ContactMode.ASSISTED]
-            )
-            for channel, modes in share.channels.items()
-        },
+        channels=_channels_out(share),
+        headline_share=split.headline.share,
+        needs=NeedsSplitOut(general=_group_out(split.general), special=_group_out(split.special)),
     )
 
 
-def _selected(shares: dict[District, domain.Share], district: District | None) -> domain.Share:
-    return shares[district] if district is not None else figures.total_of(shares)
+def _selected(
+    shares: dict[District, needs.NeedsShares], district: District | None
+) -> needs.NeedsShares:
+    return shares[district] if district is not None else needs.total_of(shares)
+
+
+def _week_group(share: domain.Share) -> WeekGroupOut:
+    return WeekGroupOut(self_service=share.self_service, assisted=share.assisted, share=share.share)
 
 
 @router.get(
@@ -255,9 +356,10 @@ async def get_share(
     district: DistrictQuery = None,
     service: ServiceQuery = None,
 ) -> ShareReport:
-    """Self-service contacts / all contacts, with the counts per channel and mode behind it."""
+    """Self-service contacts / all contacts, with the counts per channel and mode behind it:
+    the headline (general-needs) share, the overall share and the split by needs group."""
     first, last = domain.period_days(period, date)
-    shares = await figures.shares_in(store, runtime.redis, first, last, service)
+    shares = await figures.needs_shares_in(store, runtime.redis, first, last, service)
     return ShareReport(
         **_share_out(district, _selected(shares, district)).model_dump(),
         period=period,
@@ -281,9 +383,10 @@ async def get_district_shares(
     date: DateQuery,
     service: ServiceQuery = None,
 ) -> DistrictShares:
-    """One share per district, districts without contacts included (share null)."""
+    """One share per district, districts without contacts included (share null); each with
+    its headline (general-needs) share and the split by needs group."""
     first, last = domain.period_days(period, date)
-    shares = await figures.shares_in(store, runtime.redis, first, last, service)
+    shares = await figures.needs_shares_in(store, runtime.redis, first, last, service)
     return DistrictShares(
         period=period,
         first_day=first,
@@ -308,7 +411,8 @@ async def get_trend(
     ] = None,
     weeks: Annotated[int, Query(ge=1, le=260, description="How many ISO weeks.")] = 12,
 ) -> TrendOut:
-    """The share of each ISO week up to the week of ``date``, per district (all services)."""
+    """The share of each ISO week up to the week of ``date``, per district (all services):
+    overall, headline (general-needs) and by needs group."""
     day = date or domain.today_in_copenhagen()
     weekly = await figures.weekly_shares(store, runtime.redis, day, weeks)
     return TrendOut(
@@ -323,6 +427,11 @@ async def get_trend(
                         self_service=w.share.self_service,
                         assisted=w.share.assisted,
                         share=w.share.share,
+                        headline_share=w.needs.headline.share,
+                        needs=WeekNeedsOut(
+                            general=_week_group(w.needs.general),
+                            special=_week_group(w.needs.special),
+                        ),
                     )
                     for w in series
                 ],
@@ -336,7 +445,7 @@ async def get_trend(
     "/forecast",
     response_model=ForecastsOut,
     responses=READ_PROBLEMS,
-    summary="When each district reaches 80 % digital self-service",
+    summary="Whether each district's general-needs share reaches the target by the deadline",
 )
 async def get_forecast(
     _reader: MetricsReader,
@@ -347,21 +456,22 @@ async def get_forecast(
         dt.date | None, Query(description="Forecast as of this day; today when left out.")
     ] = None,
 ) -> ForecastsOut:
-    """A Theil-Sen fit over the weekly shares of the ``forecast_weeks`` full weeks before the
-    week of ``date``, with a 90 % band; "not_on_track" when it never reaches 80 % within the
-    horizon."""
+    """A Theil-Sen fit over the weekly general-needs shares of the ``forecast_weeks`` full
+    weeks before the week of ``date``, with a 90 % band, against the configured target and
+    deadline: reached, on track, behind by N weeks, not within the horizon, or too few weeks."""
     day = date or domain.today_in_copenhagen()
-    results = await figures.forecasts(
-        store, runtime.redis, day, settings.forecast_weeks, settings.forecast_horizon_weeks
-    )
+    results = await figures.forecasts(store, runtime.redis, day, settings)
     return ForecastsOut(
         date=day,
-        target=0.8,
+        basis=needs.HEADLINE_GROUP,
+        target=settings.target_share,
+        target_deadline=settings.target_deadline,
         horizon_weeks=settings.forecast_horizon_weeks,
         districts=[
             ForecastOut(
                 district=district,
                 outlook=f.outlook,
+                weeks_behind=f.weeks_behind,
                 weeks_used=f.weeks_used,
                 slope_per_week=f.slope_per_week,
                 latest_fitted=f.latest_fitted,
@@ -462,7 +572,7 @@ async def get_mobile(
     "/kpis",
     response_model=KpisOut,
     responses=READ_PROBLEMS,
-    summary="Key figures: share, completion rate, cost per contact, saving at 80 %",
+    summary="Key figures: shares, completion rate, cost per contact, saving at the target",
 )
 async def get_kpis(
     _reader: MetricsReader,
@@ -473,20 +583,31 @@ async def get_kpis(
     date: DateQuery,
     district: DistrictQuery = None,
 ) -> KpisOut:
-    """After the UK GDS performance platform: digital share, KVIK completion rate, cost per
-    contact by channel (unit costs from configuration) and the saving if 80 % were met."""
+    """After the UK GDS performance platform: the headline (general-needs), overall and
+    special-needs shares, KVIK completion rate, cost per contact by channel (unit costs from
+    configuration) and the saving if the general-needs share met the target."""
     first, last = domain.period_days(period, date)
     cells = await store.range_cells(runtime.redis, first, last, by_service=False)
-    share = domain.share_of(cells, district)
+    split = _selected(await figures.needs_shares_in(store, runtime.redis, first, last), district)
+    share = split.overall
     abandoned = await store.abandoned(runtime.redis, domain.days_between(first, last))
     funnel = domain.kvik_funnel(cells, abandoned, district)
-    costs = cost_report(share, {c: settings.unit_cost(c) for c in Channel})
+    costs = cost_report(
+        share,
+        {c: settings.unit_cost(c) for c in Channel},
+        settings.target_share,
+        headline=split.headline,
+    )
     return KpisOut(
         period=period,
         first_day=first,
         last_day=last,
         district=district,
         digital_share=share.share,
+        headline_share=split.headline.share,
+        special_needs_share=split.special.share,
+        target=settings.target_share,
+        target_deadline=settings.target_deadline,
         kvik_completion_rate=funnel.completion_rate,
         channels=[
             ChannelCostOut(

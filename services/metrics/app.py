@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.metrics import api, intake, page
+from services.metrics import api, desk, intake, page, usage
 from services.metrics.events import handlers
 from services.metrics.exposition import render
 from services.metrics.settings import MetricsSettings
@@ -53,7 +53,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
             " digital platform and the contact centre."
         ),
         handlers=handlers(settings.hub),
-        routers=[api.router, intake.router, page.router],
+        routers=[api.router, intake.router, desk.router, page.router, usage.router],
         extra_lifespan=metrics_lifespan,
         transaction_per_batch=True,
         scrape_extra=render,

@@ -1,10 +1,11 @@
-"""Cost per contact by channel and what reaching 80 % would save (after the UK GDS
-performance-platform KPIs). Pure functions; unit costs come from settings.
+"""Cost per contact by channel and what reaching the target would save (after the UK GDS
+performance-platform KPIs). Pure functions; unit costs and the target come from settings.
 
-The saving answers "what if the target were met today": enough assisted contacts move to
-digital self-service to make the share 80 %, each taken from the assisted channels in
-proportion to their assisted contacts, so each moved contact saves the average assisted unit
-cost minus the digital unit cost.
+The saving answers "what if the target were met today": enough assisted contacts of the
+selection the target is about (the general-needs contacts) move to digital self-service to make
+their share the target, each taken from their assisted channels in proportion to their assisted
+contacts, so each moved contact saves their average assisted unit cost minus the digital unit
+cost. Special-needs contacts are not moved: those citizens are meant to get personal contact.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from dataclasses import dataclass
 
 from services.contracts import Channel, ContactMode
 from services.metrics.domain import Share
-from services.metrics.forecast import TARGET
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,10 @@ class CostReport:
 
 
 def cost_report(
-    share: Share, unit_costs: dict[Channel, float], target: float = TARGET
+    share: Share, unit_costs: dict[Channel, float], target: float, headline: Share | None = None
 ) -> CostReport:
-    """Costs by channel for the contacts of ``share`` and the saving if ``target`` were met."""
+    """Costs by channel for the contacts of ``share``, and the saving if ``headline`` (the
+    contacts the target is about, a part of ``share``; all of them when None) met ``target``."""
     channels = []
     for channel in Channel:
         modes = share.channels[channel]
@@ -49,10 +50,12 @@ def cost_report(
         unit = unit_costs[channel]
         channels.append(ChannelCost(channel, contacts, unit, contacts * unit))
     total_cost = sum(c.cost for c in channels)
-    to_move = max(0, math.ceil(target * share.total) - share.self_service)
-    to_move = min(to_move, share.assisted)
-    assisted_cost = sum(share.channels[c][ContactMode.ASSISTED] * unit_costs[c] for c in Channel)
-    average_assisted = assisted_cost / share.assisted if share.assisted else 0.0
+    moved = share if headline is None else headline
+    # (rounded to 9 places first: 0.8 x 100 is 80.00000000000001 in floating point)
+    to_move = max(0, math.ceil(round(target * moved.total, 9)) - moved.self_service)
+    to_move = min(to_move, moved.assisted)
+    assisted_cost = sum(moved.channels[c][ContactMode.ASSISTED] * unit_costs[c] for c in Channel)
+    average_assisted = assisted_cost / moved.assisted if moved.assisted else 0.0
     saving = to_move * max(0.0, average_assisted - unit_costs[Channel.DIGITAL])
     return CostReport(
         channels=channels,

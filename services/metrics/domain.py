@@ -13,6 +13,8 @@ matter, counted on one Copenhagen day, for one district, channel, mode and servi
 
 The day is the event's own time (when the session ended, when the contact was recorded) in
 Europe/Copenhagen, so a kiosk uploading last week's backlog today changes last week.
+A place-bound contact (KVIK, counter, mobile) also keeps the entry and site its event names,
+for usage per building and entry point (``ContactCount.entry_id``/``site_id``).
 """
 
 from __future__ import annotations
@@ -90,6 +92,9 @@ def tallies_of_session_completed(session: SessionCompleted) -> list[ContactCount
             channel=Channel.KVIK,
             mode=mode,
             service=session.service,
+            # The site is the entry's site in the registry copy, resolved when usage is read
+            # (a KVIK event names only its entry).
+            entry_id=session.entry_id,
         )
     ]
 
@@ -121,6 +126,8 @@ def tallies_of_contact_recorded(contact: ContactRecorded) -> list[ContactCount]:
             channel=Channel.MOBILE,
             mode=contact.mode,
             service=contact.service,
+            entry_id=contact.entry_id,
+            site_id=contact.site_id,
         )
     ]
 
@@ -198,6 +205,11 @@ class CellKey:
     service: str
 
 
+_CHANNELS: tuple[Channel, ...] = tuple(Channel)
+_MODES: tuple[ContactMode, ...] = tuple(ContactMode)
+# (iterating an Enum class is slow; a year's trend makes thousands of Shares)
+
+
 @dataclass
 class Share:
     """Self-service and assisted contacts of a selection, and the counts per channel behind it."""
@@ -205,7 +217,7 @@ class Share:
     self_service: int = 0
     assisted: int = 0
     channels: dict[Channel, dict[ContactMode, int]] = field(
-        default_factory=lambda: {channel: {mode: 0 for mode in ContactMode} for channel in Channel}
+        default_factory=lambda: {channel: dict.fromkeys(_MODES, 0) for channel in _CHANNELS}
     )
 
     @property

@@ -10,10 +10,14 @@ dead-lettered (reason ``unknown_entry``) and can be re-driven once it has
 
 from __future__ import annotations
 
+from collections import Counter
+
 from services.contracts import (
     CloudEvent,
     ContactRecorded,
     CountReported,
+    DeskDayReported,
+    DeskTicketEnded,
     District,
     EntryRetired,
     EntryUpserted,
@@ -34,7 +38,7 @@ from services.contracts import (
     VisitCompleted,
     VisitPlanned,
 )
-from services.metrics import domain
+from services.metrics import domain, tickets
 from services.metrics.store import MetricsStore
 from services.plumbing.consumer import Handler, Transaction, UnprocessableEvent
 from services.plumbing.settings import HubSettings
@@ -80,6 +84,28 @@ def handlers(settings: HubSettings) -> dict[EventType, Handler]:
             domain.local_day(contact.at),
             contact.onboarded_to_digital,
         )
+
+    async def desk_ticket_ended(event: CloudEvent, tx: Transaction) -> None:
+        assert isinstance(event.data, DeskTicketEnded)
+        ticket = event.data
+        counts = store.counts(tx)
+        store.add_contacts(
+            counts, tickets.contacts_of(ticket.entry_id, ticket.site_id, ticket.district, [ticket])
+        )
+        store.add_desk_tickets(counts, ticket.entry_id, [ticket])
+
+    async def desk_day_reported(event: CloudEvent, tx: Transaction) -> None:
+        # Replace semantics: everything the file adds (contacts in every rollup, desk figures)
+        # is summed here and handed to one script that takes back the previous file's part.
+        assert isinstance(event.data, DeskDayReported)
+        report = event.data
+        contribution: Counter[tuple[str, str]] = Counter()
+        store.add_contacts(
+            contribution,
+            tickets.contacts_of(report.entry_id, report.site_id, report.district, report.tickets),
+        )
+        store.add_desk_tickets(contribution, report.entry_id, report.tickets)
+        store.replace_desk_file(tx.pipe, report.entry_id, report.day, contribution)
 
     async def count_reported(event: CloudEvent, tx: Transaction) -> None:
         assert isinstance(event.data, CountReported)
@@ -169,6 +195,8 @@ def handlers(settings: HubSettings) -> dict[EventType, Handler]:
         EventType.MOBILE_VISIT_CANCELLED: visit_handler("cancelled"),
         EventType.MOBILE_CONTACT_RECORDED: contact_recorded,
         EventType.METRICS_COUNT_REPORTED: count_reported,
+        EventType.METRICS_DESK_TICKET_ENDED: desk_ticket_ended,
+        EventType.METRICS_DESK_DAY_REPORTED: desk_day_reported,
         EventType.REGISTRY_ENTRY_UPSERTED: entry_upserted,
         EventType.REGISTRY_ENTRY_RETIRED: entry_retired,
         EventType.REGISTRY_SITE_UPSERTED: site_upserted,

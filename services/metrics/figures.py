@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from services.contracts import CITIZEN_SERVICE_KINDS, District, EntryStatus
-from services.metrics import domain
+from services.metrics import domain, needs
 from services.metrics.forecast import Forecast, forecast
-from services.metrics.store import SEP, MetricsStore
+from services.metrics.settings import MetricsSettings
+from services.metrics.store import SEP, MetricsStore, rollups_covering
 
 
 async def shares_in(
@@ -35,42 +36,92 @@ def total_of(shares: dict[District, domain.Share]) -> domain.Share:
     return total
 
 
+async def special_needs(store: MetricsStore, redis: Redis) -> frozenset[str]:
+    """The catalogue's special-needs services (one read of the catalogue copy)."""
+    return needs.special_services(await store.general_needs(redis))
+
+
+async def needs_shares_in(
+    store: MetricsStore,
+    redis: Redis,
+    first: dt.date,
+    last: dt.date,
+    service: str | None = None,
+    special: frozenset[str] | None = None,
+) -> dict[District, needs.NeedsShares]:
+    """Every district's share from ``first`` to ``last`` (inclusive), overall and split into
+    general and special needs, for a service or all. ``special`` (the catalogue's special-needs
+    services) is read when not given; pass it to read the catalogue once for many figures."""
+    if special is None:
+        special = await special_needs(store, redis)
+    if service is not None:
+        cells = await store.range_cells(redis, first, last, by_service=True)
+        return needs.split_service_by_district(cells, service, special)
+    read = await store.mix_with_services(redis, rollups_covering(first, last), special)
+    return needs.split_by_district((mix for mix, _ in read), (cells for _, cells in read))
+
+
 @dataclass(frozen=True)
 class WeekShare:
-    """One ISO week's contacts of a district."""
+    """One ISO week's contacts of a district, overall and by needs group."""
 
     monday: dt.date
-    share: domain.Share
+    needs: needs.NeedsShares
+
+    @property
+    def share(self) -> domain.Share:
+        """All the week's contacts (general and special needs)."""
+        return self.needs.overall
 
 
 async def weekly_shares(
-    store: MetricsStore, redis: Redis, last_day: dt.date, weeks: int
+    store: MetricsStore,
+    redis: Redis,
+    last_day: dt.date,
+    weeks: int,
+    special: frozenset[str] | None = None,
 ) -> dict[District, list[WeekShare]]:
     """The share of each of the ``weeks`` ISO weeks up to the one of ``last_day``, per district
-    (all services), oldest first."""
+    (all services), overall and by needs group, oldest first; one read for all the weeks."""
+    if special is None:
+        special = await special_needs(store, redis)
     last_monday = last_day - dt.timedelta(days=last_day.weekday())
     mondays = [last_monday - dt.timedelta(weeks=n) for n in range(weeks - 1, -1, -1)]
-    cells = await store.period_cells(redis, domain.Period.WEEK, mondays, by_service=False)
+    read = await store.mix_with_services(
+        redis, [(domain.Period.WEEK, monday) for monday in mondays], special
+    )
     result: dict[District, list[WeekShare]] = {district: [] for district in District}
-    for monday, week_cells in zip(mondays, cells, strict=True):
-        for district, share in domain.shares_by_district([week_cells]).items():
-            result[district].append(WeekShare(monday, share))
+    for monday, (mix, special_cells) in zip(mondays, read, strict=True):
+        for district, split in needs.split_by_district([mix], [special_cells]).items():
+            result[district].append(WeekShare(monday, split))
     return result
 
 
-def forecast_of(weeks: list[WeekShare], horizon_weeks: int) -> Forecast:
-    """The forecast from a district's weekly shares; weeks without contacts are left out, and so
-    is the current (unfinished) week."""
-    points = [(w.monday, share) for w in weeks[:-1] if (share := w.share.share) is not None]
-    return forecast(points, horizon_weeks=horizon_weeks)
+def forecast_of(weeks: list[WeekShare], settings: MetricsSettings) -> Forecast:
+    """The forecast from a district's weekly **general-needs** shares against the configured
+    target and deadline; weeks without general-needs contacts are left out, and so is the
+    current (unfinished) week."""
+    points = [
+        (w.monday, share) for w in weeks[:-1] if (share := w.needs.headline.share) is not None
+    ]
+    return forecast(
+        points,
+        target=settings.target_share,
+        deadline=settings.target_deadline,
+        horizon_weeks=settings.forecast_horizon_weeks,
+    )
 
 
 async def forecasts(
-    store: MetricsStore, redis: Redis, today: dt.date, weeks: int, horizon_weeks: int
+    store: MetricsStore,
+    redis: Redis,
+    today: dt.date,
+    settings: MetricsSettings,
+    special: frozenset[str] | None = None,
 ) -> dict[District, Forecast]:
-    """Every district's forecast from the ``weeks`` weeks before the current one."""
-    weekly = await weekly_shares(store, redis, today, weeks + 1)
-    return {district: forecast_of(w, horizon_weeks) for district, w in weekly.items()}
+    """Every district's forecast from the ``forecast_weeks`` weeks before the current one."""
+    weekly = await weekly_shares(store, redis, today, settings.forecast_weeks + 1, special)
+    return {district: forecast_of(w, settings) for district, w in weekly.items()}
 
 
 async def coverage(store: MetricsStore, redis: Redis) -> dict[District, list[str]]:

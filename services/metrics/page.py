@@ -20,10 +20,12 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from redis.asyncio import Redis
 
 from services.contracts import Channel, ContactMode, District
-from services.metrics import domain, figures
-from services.metrics.forecast import TARGET, Forecast, Outlook
+from services.metrics import domain, figures, needs
+from services.metrics.forecast import Forecast, Outlook
+from services.metrics.place_usage import EntryUsage, UsageFilter
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import MetricsStore
+from services.metrics.usage import entries_between
 
 router = APIRouter(include_in_schema=False)
 
@@ -44,16 +46,23 @@ CHANNEL_COLOURS: dict[Channel, str] = {
 LABELS: dict[str, dict[str, str]] = {
     "da": {
         "title": "Kanalskift - digital selvbetjening",
-        "lead": "Andel af borgerhenvendelser klaret ved digital selvbetjening, mål 80 %.",
+        "lead": "Andel af henvendelser om almene behov klaret ved digital selvbetjening.",
         "updated": "Opdateret",
         "window": "Seneste {days} dage",
-        "share_by_district": "Digital andel pr. bydel",
+        "share_by_district": "Digital andel, almene behov, pr. bydel",
         "district": "Bydel",
         "share": "Digital andel",
         "self_service": "Selvbetjening",
         "contacts": "Henvendelser",
-        "forecast": "Prognose for 80 %",
-        "trend": "Udvikling, alle bydele, uge for uge",
+        "forecast": "Prognose mod målet",
+        "trend": "Udvikling, almene behov, alle bydele, uge for uge",
+        "headline": "Almene behov",
+        "headline_lead": "Målet gælder henvendelser om almene behov; borgere med særlige behov "
+        "skal først have personlig kontakt.",
+        "overall": "Alle henvendelser",
+        "special": "Særlige behov",
+        "target_by": "Mål {share} senest {deadline}",
+        "general_contacts": "Henvendelser, almene behov",
         "week": "Uge",
         "channel_mix": "Kanalfordeling",
         "channel": "Kanal",
@@ -64,11 +73,13 @@ LABELS: dict[str, dict[str, str]] = {
         "help_rate": "Andel med hjælp",
         "time_to_help": "Gns. ventetid på hjælp",
         "kiosks_online": "Kiosker online",
-        "target": "Mål 80 %",
+        "target": "Mål {share}",
         "no_data": "ingen data",
         "reached": "nået",
-        "on_track": "ca. {date}",
-        "not_on_track": "ikke på vej",
+        "on_track": "på vej, ca. {date}",
+        "behind": "{weeks} uger bagud (ca. {date})",
+        "behind_one": "1 uge bagud (ca. {date})",
+        "not_within_horizon": "ikke inden for {weeks} uger",
         "insufficient_data": "for få uger",
         "switch": "English",
         "digital": "Digital",
@@ -77,19 +88,35 @@ LABELS: dict[str, dict[str, str]] = {
         "kvik": "KVIK",
         "mobile": "Mobil",
         "all": "Alle bydele",
+        "usage": "Brug af indgange",
+        "usage_lead": "Henvendelser pr. indgang (KVIK, skranke, mobil), de mest brugte først",
+        "entry": "Indgang",
+        "site": "Sted",
+        "open_hours": "Åbningstimer",
+        "per_open_hour": "Pr. åbningstime",
+        "total": "I alt",
+        "no_entries": "Ingen indgange kendt endnu.",
+        "more_entries": "og {count} indgange mere (GET /usage/entries).",
     },
     "en": {
         "title": "Channel shift - digital self-service",
-        "lead": "Share of citizen contacts handled by digital self-service; the target is 80 %.",
+        "lead": "Share of general-needs enquiries handled by digital self-service.",
         "updated": "Updated",
         "window": "Last {days} days",
-        "share_by_district": "Digital share by district",
+        "share_by_district": "Digital share of general needs by district",
         "district": "District",
         "share": "Digital share",
         "self_service": "Self-service",
         "contacts": "Contacts",
-        "forecast": "Forecast for 80 %",
-        "trend": "Trend, all districts, week by week",
+        "forecast": "Outlook for the target",
+        "trend": "Trend, general needs, all districts, week by week",
+        "headline": "General needs",
+        "headline_lead": "The target is about general-needs enquiries; citizens with special "
+        "needs are meant to get personal contact first.",
+        "overall": "All contacts",
+        "special": "Special needs",
+        "target_by": "Target {share} by {deadline}",
+        "general_contacts": "General-needs contacts",
         "week": "Week",
         "channel_mix": "Channel mix",
         "channel": "Channel",
@@ -100,11 +127,13 @@ LABELS: dict[str, dict[str, str]] = {
         "help_rate": "Needed help",
         "time_to_help": "Mean time to help",
         "kiosks_online": "Kiosks online",
-        "target": "Target 80 %",
+        "target": "Target {share}",
         "no_data": "no data",
         "reached": "reached",
-        "on_track": "about {date}",
-        "not_on_track": "not on track",
+        "on_track": "on track, about {date}",
+        "behind": "behind by {weeks} weeks (about {date})",
+        "behind_one": "behind by 1 week (about {date})",
+        "not_within_horizon": "not within {weeks} weeks",
         "insufficient_data": "too few weeks",
         "switch": "Dansk",
         "digital": "Digital",
@@ -113,20 +142,39 @@ LABELS: dict[str, dict[str, str]] = {
         "kvik": "KVIK",
         "mobile": "Mobile",
         "all": "All districts",
+        "usage": "Usage of entry points",
+        "usage_lead": "Contacts per entry point (KVIK, counter, mobile), the most used first",
+        "entry": "Entry point",
+        "site": "Site",
+        "open_hours": "Open hours",
+        "per_open_hour": "Per open hour",
+        "total": "Total",
+        "no_entries": "No entry points known yet.",
+        "more_entries": "and {count} more entry points (GET /usage/entries).",
     },
 }
 
 
 @dataclass(frozen=True)
 class DistrictRow:
-    """One district's line on the page."""
+    """One district's line on the page: the headline (general-needs) figures, the overall and
+    special-needs shares beside them, and the outlook against the target and deadline."""
 
     district: District
     name: str
     share: float | None
+    """The overall share (all contacts)."""
     self_service: int
     total: int
     outlook: str
+    headline: float | None = None
+    """The general-needs share."""
+    special: float | None = None
+    """The special-needs share."""
+    general_total: int = 0
+    outlook_state: str = ""
+    """The forecast's outlook value (``on_track``, ``behind`` ...)."""
+    weeks_behind: int | None = None
 
 
 @dataclass(frozen=True)
@@ -154,10 +202,70 @@ class ChannelRow:
         return self.self_service + self.assisted
 
 
-def _outlook(forecast: Forecast, labels: dict[str, str]) -> str:
-    if forecast.outlook is Outlook.ON_TRACK and forecast.crossing is not None:
-        return labels["on_track"].format(date=forecast.crossing.isoformat())
+USAGE_ROWS = 20
+"""Entry points the page lists (the most used); the API lists them all."""
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """One entry point's line in the usage table."""
+
+    entry_id: str
+    name: str
+    site: str
+    kvik: int
+    counter: int
+    mobile: int
+    total: int
+    open_hours: float | None
+    per_open_hour: float | None
+
+
+async def usage_rows(
+    store: MetricsStore, redis: Redis, first: dt.date, last: dt.date
+) -> tuple[list[UsageRow], int]:
+    """The most used entry points from ``first`` to ``last`` (the figures of
+    ``GET /usage/entries``), and how many more there are."""
+    usage = await entries_between(store, redis, first, last, UsageFilter())
+    sites = await store.sites(redis)
+    ranked = sorted(usage.values(), key=lambda place: (-place.tally.total, place.entry_id))
+
+    def channel(place: EntryUsage, which: Channel) -> int:
+        return sum(place.tally.channels[which].values())
+
+    rows = [
+        UsageRow(
+            entry_id=place.entry_id,
+            name=place.entry.name if place.entry is not None else place.entry_id,
+            site=sites[place.site_id].name if place.site_id in sites else (place.site_id or ""),
+            kvik=channel(place, Channel.KVIK),
+            counter=channel(place, Channel.COUNTER),
+            mobile=channel(place, Channel.MOBILE),
+            total=place.tally.total,
+            open_hours=place.open_hours,
+            per_open_hour=place.per_open_hour,
+        )
+        for place in ranked[:USAGE_ROWS]
+    ]
+    return rows, max(0, len(ranked) - USAGE_ROWS)
+
+
+def _outlook(forecast: Forecast, labels: dict[str, str], horizon_weeks: int) -> str:
+    crossing = forecast.crossing.isoformat() if forecast.crossing is not None else ""
+    if forecast.outlook is Outlook.ON_TRACK:
+        return labels["on_track"].format(date=crossing)
+    if forecast.outlook is Outlook.BEHIND:
+        key = "behind_one" if forecast.weeks_behind == 1 else "behind"
+        return labels[key].format(weeks=forecast.weeks_behind, date=crossing)
+    if forecast.outlook is Outlook.NOT_WITHIN_HORIZON:
+        return labels["not_within_horizon"].format(weeks=horizon_weeks)
     return labels[forecast.outlook.value]
+
+
+def _percent(share: float, lang: str) -> str:
+    """``80 %`` (whole points), or ``82.5 %`` when the target is not a whole point."""
+    text = f"{share * 100:.1f}".removesuffix(".0")
+    return f"{text.replace('.', ',') if lang == 'da' else text} %"
 
 
 async def render_page(
@@ -166,28 +274,34 @@ async def render_page(
     """The page's HTML for ``today`` in ``lang`` (``da`` or ``en``)."""
     labels = LABELS[lang]
     first = today - dt.timedelta(days=settings.share_window_days - 1)
-    shares = await figures.shares_in(store, redis, first, today)
-    forecasts = await figures.forecasts(
-        store, redis, today, settings.forecast_weeks, settings.forecast_horizon_weeks
-    )
+    special = await figures.special_needs(store, redis)
+    shares = await figures.needs_shares_in(store, redis, first, today, special=special)
+    forecasts = await figures.forecasts(store, redis, today, settings, special)
     districts = [
         DistrictRow(
             district,
             district.display_name,
-            share.share,
-            share.self_service,
-            share.total,
-            _outlook(forecasts[district], labels),
+            split.overall.share,
+            split.overall.self_service,
+            split.overall.total,
+            _outlook(forecasts[district], labels, settings.forecast_horizon_weeks),
+            headline=split.headline.share,
+            special=split.special.share,
+            general_total=split.headline.total,
+            outlook_state=forecasts[district].outlook.value,
+            weeks_behind=forecasts[district].weeks_behind,
         )
-        for district, share in shares.items()
+        for district, split in shares.items()
     ]
-    overall = figures.total_of(shares)
-    weekly = await figures.weekly_shares(store, redis, today, 12)
+    split_total = needs.total_of(shares)
+    overall = split_total.overall
+    weekly = await figures.weekly_shares(store, redis, today, 12, special)
     trend = []
     for index, monday in enumerate(w.monday for w in weekly[District.VALBY]):
+        # the headline's trend: general-needs contacts of all districts, week by week
         week_total = domain.Share()
         for series in weekly.values():
-            week_total.merge(series[index].share)
+            week_total.merge(series[index].needs.headline)
         trend.append(
             WeekPoint(
                 domain.period_name(domain.Period.WEEK, monday),
@@ -195,6 +309,8 @@ async def render_page(
                 week_total.total,
             )
         )
+    target = settings.target_share
+    target_text = _percent(target, lang)
     channels = [
         ChannelRow(
             channel,
@@ -210,6 +326,7 @@ async def render_page(
     help_today = figures.by_last_part(await store.day_hashes(redis, ("kvik", "help"), [today]))
     answered, waited_ms = help_today.get("answered", 0), help_today.get("wait_ms", 0)
     kiosks = await store.kiosks(redis)
+    usage, usage_more = await usage_rows(store, redis, first, today)
     return _TEMPLATES.get_template("dashboard.html").render(
         lang=lang,
         other_lang="en" if lang == "da" else "da",
@@ -217,7 +334,14 @@ async def render_page(
         today=today,
         updated=dt.datetime.now(domain.COPENHAGEN).strftime("%Y-%m-%d %H:%M"),
         window=labels["window"].format(days=settings.share_window_days),
-        target=TARGET,
+        target=target,
+        target_text=labels["target"].format(share=target_text),
+        target_percent=target_text,
+        target_by=labels["target_by"].format(
+            share=target_text, deadline=settings.target_deadline.isoformat()
+        ),
+        deadline=settings.target_deadline,
+        split=split_total,
         districts=districts,
         overall=overall,
         trend=trend,
@@ -228,6 +352,8 @@ async def render_page(
         mean_wait=waited_ms / 1000 / answered if answered else None,
         kiosks_online=sum(k.state == "online" for k in kiosks),
         kiosks_known=len(kiosks),
+        usage=usage,
+        usage_more=usage_more,
     )
 
 

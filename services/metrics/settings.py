@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.contracts import Channel
@@ -19,6 +21,16 @@ DEFAULT_UNIT_COSTS_DKK: dict[Channel, float] = {
 }
 """Kroner per contact by channel; assumptions to be replaced by the municipality's own figures
 (docs/metrics.md says where the defaults come from)."""
+
+DEFAULT_TARGET_SHARE = 0.80
+"""The cross-government goal: at least 80 % of (general-needs) contacts by digital self-service."""
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+DEFAULT_TARGET_DEADLINE = dt.date(2029, 12, 31)
+"""The last day of the city council's 2026-2029 term: targets with a date are set per council
+term, and it lies within the forecast's default horizon (docs/metrics.md, "Target and
+deadline")."""
 
 
 class MetricsSettings(ServiceSettings):
@@ -38,11 +50,44 @@ class MetricsSettings(ServiceSettings):
     share_event_interval_seconds: float = Field(default=60.0, gt=0)
     """How often (at most) a district-share event is published per district."""
     forecast_horizon_weeks: int = Field(default=156, ge=1, le=1040)
-    """A district whose fit reaches 80 % later than this is "not on track"."""
+    """How far ahead the forecast looks (weeks after the last full week; at least to the
+    deadline): a fit reaching the target later is "not_within_horizon"."""
+    target_share: float = Field(default=DEFAULT_TARGET_SHARE, gt=0, le=1)
+    """The general-needs digital share to reach (``KANALHUB_METRICS_TARGET_SHARE``)."""
+    target_deadline: dt.date = DEFAULT_TARGET_DEADLINE
+    """The day by which to reach it (``KANALHUB_METRICS_TARGET_DEADLINE=2029-12-31``)."""
     dashboard_page: bool = True
     """Serve the built-in dashboard page at ``/`` (aggregate figures, no role needed)."""
     forecast_weeks: int = Field(default=52, ge=4, le=260)
     """How many past weeks the forecast fits."""
+    prometheus_entries: int = Field(default=300, ge=0, le=5000)
+    """At most this many entry points get their own ``entry_id`` series in Prometheus (the
+    most used first); the contacts of the rest are summed per district into
+    ``entry_id="other"``, so the label's cardinality stays bounded (docs/metrics.md)."""
+    desk_live_days: int = Field(default=7, ge=1, le=90)
+    """The live desk feed takes a ticket that ended at most this many days ago; a ticket's
+    fingerprint is kept one day longer, so the same ticket can never be counted twice."""
+    desk_file_days: int = Field(default=366, ge=1, le=3660)
+    """A desk day file may be for a day at most this many days back; which way (live or file)
+    an entry's day came in is kept one day longer."""
+    desk_clock_skew_seconds: int = Field(default=300, ge=0, le=3600)
+    """How far a queue system's clock may run ahead of ours before a ticket time is "in the
+    future"."""
+
+    @field_validator("target_deadline", mode="before")
+    @classmethod
+    def _deadline_is_a_calendar_date(cls, value: object) -> object:
+        # pydantic would take a number (Unix time) for a date; a deadline is written as a day.
+        if isinstance(value, dt.datetime) or not isinstance(value, str | dt.date):
+            raise ValueError("the deadline is a calendar day, YYYY-MM-DD")
+        if isinstance(value, str):
+            try:
+                if not _ISO_DAY.fullmatch(value.strip()):
+                    raise ValueError(value)
+                return dt.date.fromisoformat(value.strip())
+            except ValueError:
+                raise ValueError("the deadline is a calendar day, YYYY-MM-DD") from None
+        return value
 
     def unit_cost(self, channel: Channel) -> float:
         """The configured cost of one contact on ``channel``."""

@@ -35,6 +35,42 @@ KVIK, mobile and registry figures:
 - ``report:<day>`` - ``source|district|service`` -> ``self_service,assisted`` of the last
   external report with that key (for replace semantics).
 
+Usage per building and entry point (every place-bound contact: KVIK, counter, mobile):
+
+- ``usage:cells:<period>:<name>`` - hash, field ``district|entry|site|channel|mode|service`` ->
+  contacts, for the same days, ISO weeks and months as ``cells``; ``entry`` or ``site`` is empty
+  when the event does not name it (a KVIK session names only its entry: its site is the entry's
+  site in the registry copy, resolved when usage is read; a mobile visit at a site without a
+  mobile-stop entry names only its site). About places x 3 channels x 2 modes x services
+  fields per key (an entry has its one district and site, so they add no fields): for 200
+  places and 40 services at most 48,000, in practice far fewer (an entry serves few channels);
+- ``usage:mix:<period>:<name>`` - the same without the service, for the questions over all
+  services (places x 3 x 2 fields);
+- ``usage:totals`` - ``district|entry|site|channel|mode`` -> contacts since the beginning (the
+  bounded Prometheus per-entry figure).
+
+Desk tickets from the citizen-service centres' queue systems (``tickets`` has the rules):
+
+- ``desk:day:<day>`` - hash, field ``entry|service|figure`` -> amount, figures ``served``,
+  ``no_show``, ``wait|<bucket>``, ``wait_count``, ``wait_ms``, ``service|<bucket>``,
+  ``service_count``, ``service_ms`` (buckets: ``tickets.WAIT_BUCKETS``/``SERVICE_BUCKETS`` and
+  ``+Inf``; a ticket counts in its one bucket, not cumulatively); desk entries x services x 30
+  fields per day, and a year is 365 keys;
+- ``desk:totals`` - ``entry|figure`` -> since the beginning (Prometheus);
+- ``desk:file:<day>`` - entry id -> the contribution of the entry's last day file as JSON
+  ``[[key, field, amount], ...]`` (every rollup it moved, contacts and desk figures), so the
+  next file of that entry and day takes exactly that back (replace semantics).
+
+Not derived from the log, so not dropped or rebuilt by ``rebuild`` (intake's own memory):
+
+- ``intake:desk:<entry>:<day>`` - string ``live`` or ``file``: which way the entry's tickets of
+  that day came in; the other way is refused (they would count twice). Expires after the
+  oldest day a file may be sent for (``desk_file_days`` + 1 days);
+- ``idem:desk%3A<entry>:<ticket id>`` - a live ticket's fingerprint and first answer
+  (``plumbing.idempotency.IdempotencyStore``, scope ``desk:<entry>``), kept
+  ``desk_live_days`` + 1 days: longer than the live feed takes a ticket, so a ticket can never
+  be counted twice.
+
 Writes are queued on the consumer's MULTI pipeline, so they commit with the dedupe mark; counter
 changes are first summed over the transaction (``counts``, the transaction's ``counters``) and
 applied by the consumer's commit script together with the dedupe marks, so a batch costs one
@@ -46,10 +82,12 @@ inside that transaction, in order, so two events for the same key in one batch s
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -67,7 +105,16 @@ from services.contracts import (
     OpeningHours,
     SiteUpserted,
 )
-from services.metrics.domain import Abandonment, CellKey, ContactCount, Period, period_name
+from services.contracts.payloads.desk import DeskTicket
+from services.metrics.domain import (
+    Abandonment,
+    CellKey,
+    ContactCount,
+    Period,
+    local_day,
+    period_name,
+)
+from services.metrics.tickets import figures_of
 from services.plumbing.consumer import Transaction
 from services.plumbing.settings import HubSettings
 
@@ -129,6 +176,66 @@ end
 return 1
 """
 
+# A day file replaces the entry's previous file of that day exactly: take back what the previous
+# one added (its stored contribution), add the new one, keep the new one for the next file.
+# Only the difference is written. KEYS: the desk:file:<day> hash. ARGV: entry id, the new
+# contribution as JSON [[key, field, amount], ...]. The rollup keys are named in the
+# contributions (they are all keys of this service in one standalone Valkey/Redis).
+_REPLACE_DESK_FILE = """
+local change = {}
+local function add(list, sign)
+  for _, item in ipairs(list) do
+    local fields = change[item[1]]
+    if not fields then fields = {}; change[item[1]] = fields end
+    fields[item[2]] = (fields[item[2]] or 0) + sign * item[3]
+  end
+end
+local before = redis.call('HGET', KEYS[1], ARGV[1])
+if before then add(cjson.decode(before), -1) end
+add(cjson.decode(ARGV[2]), 1)
+for key, fields in pairs(change) do
+  for name, amount in pairs(fields) do
+    if amount ~= 0 then redis.call('HINCRBY', key, name, string.format('%d', amount)) end
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+# The contacts of some services summed per district|channel|mode, for each of several `cells`
+# rollups, read with HMGET of just their fields (a read: nothing is written).
+# KEYS: the cells hashes. ARGV: the number of prefixes P, P prefixes (district|channel|mode),
+# then the service codes. Returns per key a flat list {prefix index (1-based), sum, ...} of the
+# prefixes with contacts.
+_SUM_SERVICES = """
+local count = tonumber(ARGV[1])
+local fields = {}
+for p = 1, count do
+  for s = count + 2, #ARGV do
+    fields[#fields + 1] = ARGV[p + 1] .. '|' .. ARGV[s]
+  end
+end
+local per_prefix = #ARGV - count - 1
+local result = {}
+for k = 1, #KEYS do
+  local values = redis.call('HMGET', KEYS[k], unpack(fields))
+  local sums = {}
+  for p = 1, count do
+    local sum = 0
+    for s = 1, per_prefix do
+      local value = values[(p - 1) * per_prefix + s]
+      if value then sum = sum + tonumber(value) end
+    end
+    if sum ~= 0 then
+      sums[#sums + 1] = p
+      sums[#sums + 1] = sum
+    end
+  end
+  result[k] = sums
+end
+return result
+"""
+
 # A retired service keeps its needs group. KEYS: catalogue hash. ARGV: service code.
 _RETIRE_SERVICE = """
 local before = redis.call('HGET', KEYS[1], ARGV[1])
@@ -176,6 +283,13 @@ def mix_field(district: str, channel: str, mode: str) -> str:
     return SEP.join((district, channel, mode))
 
 
+@functools.lru_cache(maxsize=65536)
+def _parsed_cell(raw: bytes | str) -> CellKey:
+    """``parse_cell_field``, remembered: the fields of the rollups are few (districts x channels
+    x modes x catalogue services) and repeat in every hash a long read goes through."""
+    return parse_cell_field(raw)
+
+
 def parse_cell_field(raw: bytes | str) -> CellKey:
     """The cell a ``cells`` or ``mix`` hash field names (``mix``: service ``ALL_SERVICES``)."""
     text = raw.decode() if isinstance(raw, bytes) else raw
@@ -201,6 +315,9 @@ class RegistryEntry:
     opening_hours: OpeningHours | None = None
     services: tuple[str, ...] = ()
     retired: bool = False
+    staff_help: tuple[str, ...] = ()
+    """How staff help citizens here (empty: self-service only). Staffed entries close on
+    Danish public holidays (the registry's rule), self-service ones do not."""
 
 
 @dataclass(frozen=True)
@@ -246,6 +363,9 @@ class MetricsStore:
         # day -> its (cells, mix) rollup keys per period: every contact of a day needs the same
         # six names, and building them (ISO week, joins) cost more than the counting itself.
         self._rollups: dict[dt.date, tuple[tuple[str, str], ...]] = {}
+        # day -> its (usage cells, usage mix) keys per period, the same cache for usage.
+        self._usage_rollups: dict[dt.date, tuple[tuple[str, str], ...]] = {}
+        self._usage_totals = self.key("usage", "totals")
 
     def key(self, *parts: str) -> str:
         """A key of the metrics service."""
@@ -283,6 +403,8 @@ class MetricsStore:
                 "sites",
                 "catalogue",
                 "report:*",
+                "usage:*",
+                "desk:*",
                 "seen:*",
                 "share:*",
             )
@@ -307,6 +429,38 @@ class MetricsStore:
                 counts[(cells_key, cell)] += count
                 counts[(mix_key, mix)] += count
             counts[(totals, mix)] += count
+            if contact.entry_id is not None or contact.site_id is not None:
+                self._add_usage(counts, contact)
+
+    def usage_key(self, kind: str, period: Period, day: dt.date) -> str:
+        """The ``usage:cells`` or ``usage:mix`` hash of the ``period`` containing ``day``."""
+        return self.key("usage", kind, period.value, period_name(period, day))
+
+    def _usage_keys(self, day: dt.date) -> tuple[tuple[str, str], ...]:
+        """``(usage cells key, usage mix key)`` of each period containing ``day``, cached."""
+        keys = self._usage_rollups.get(day)
+        if keys is None:
+            if len(self._usage_rollups) >= _ROLLUP_CACHE_DAYS:
+                self._usage_rollups.clear()
+            keys = self._usage_rollups[day] = tuple(
+                (self.usage_key("cells", period, day), self.usage_key("mix", period, day))
+                for period in Period
+            )
+        return keys
+
+    def _add_usage(self, counts: Counts, contact: ContactCount) -> None:
+        """Count a place-bound contact at its entry and/or site (summed with the batch's other
+        counter changes, so no extra round trip)."""
+        count = contact.count
+        mix = (
+            f"{contact.district}{SEP}{contact.entry_id or ''}{SEP}{contact.site_id or ''}"
+            f"{SEP}{contact.channel}{SEP}{contact.mode}"
+        )
+        cell = f"{mix}{SEP}{contact.service}"
+        for cells_key, mix_key in self._usage_keys(contact.day):
+            counts[(cells_key, cell)] += count
+            counts[(mix_key, mix)] += count
+        counts[(self._usage_totals, mix)] += count
 
     def add_abandonment(self, counts: Counts, abandonment: Abandonment) -> None:
         """Count one abandoned session."""
@@ -447,6 +601,68 @@ class MetricsStore:
         """Keep a catalogue service as retired, in the needs group it had (history keeps it)."""
         pipe.eval(_RETIRE_SERVICE, 1, self.key("catalogue"), code)
 
+    # -- desk tickets --------------------------------------------------------------------------
+
+    def add_desk_tickets(
+        self, counts: Counts, entry_id: str, tickets: Iterable[DeskTicket]
+    ) -> None:
+        """Count ``tickets`` of ``entry_id`` in the desk figures of the day each ended on (the
+        contacts they stand for are counted by ``add_contacts``)."""
+        totals = self.key("desk", "totals")
+        for ticket in tickets:
+            day_key = self.key("desk", "day", local_day(ticket.ended_at).isoformat())
+            prefix = SEP.join((entry_id, ticket.service))
+            for figure, amount in figures_of(ticket):
+                counts[(day_key, f"{prefix}{SEP}{figure}")] += amount
+                counts[(totals, f"{entry_id}{SEP}{figure}")] += amount
+
+    def replace_desk_file(
+        self, pipe: Pipeline, entry_id: str, day: dt.date, contribution: Counts
+    ) -> None:
+        """When ``pipe`` executes: make ``contribution`` (every ``(key, field) -> amount`` a
+        day file adds, built with ``add_contacts`` and ``add_desk_tickets``) the figure of
+        ``entry_id`` and ``day``, taking back exactly what the entry's previous file of that
+        day added. Runs on the server, in order with the transaction's other commands."""
+        items = sorted(
+            [key, name, amount] for (key, name), amount in contribution.items() if amount
+        )
+        pipe.eval(
+            _REPLACE_DESK_FILE,
+            1,
+            self.key("desk", "file", day.isoformat()),
+            entry_id,
+            json.dumps(items, separators=(",", ":")),
+        )
+
+    def desk_intake_key(self, entry_id: str, day: dt.date) -> str:
+        """Which way (``live`` or ``file``) the entry's tickets of ``day`` came in (intake)."""
+        return self.key("intake", "desk", entry_id, day.isoformat())
+
+    async def desk_days(
+        self, redis: Redis, days: Sequence[dt.date]
+    ) -> list[dict[tuple[str, str, str], int]]:
+        """The desk figures of each of ``days``: ``(entry, service, figure) -> amount``."""
+        keys = [self.key("desk", "day", d.isoformat()) for d in days]
+        raw_days = await _hgetall_each(redis, keys)
+        result: list[dict[tuple[str, str, str], int]] = []
+        for raw in raw_days:
+            figures: dict[tuple[str, str, str], int] = {}
+            for key, value in raw.items():
+                if value != b"0":  # a figure a replaced day file took back
+                    entry_id, service, figure = _text(key).split(SEP, 2)
+                    figures[(entry_id, service, figure)] = int(value)
+            result.append(figures)
+        return result
+
+    async def desk_totals(self, redis: Redis) -> dict[tuple[str, str], int]:
+        """The desk figures since the beginning: ``(entry, figure) -> amount``."""
+        raw: dict[bytes, bytes] = await redis.hgetall(self.key("desk", "totals"))
+        result: dict[tuple[str, str], int] = {}
+        for key, value in raw.items():
+            entry_id, figure = _text(key).split(SEP, 1)
+            result[(entry_id, figure)] = int(value)
+        return result
+
     # -- reads ---------------------------------------------------------------------------------
 
     async def range_cells(
@@ -456,12 +672,7 @@ class MetricsStore:
         whole months, then whole ISO weeks, then single days. ``by_service`` False reads the
         ``mix`` rollups (service ``ALL_SERVICES``)."""
         kind = "cells" if by_service else "mix"
-        keys: list[str] = []
-        day = first
-        while day <= last:
-            period, span = _largest_period_from(day, last)
-            keys.append(self.rollup_key(kind, period, day))
-            day += span
+        keys = [self.rollup_key(kind, period, day) for period, day in rollups_covering(first, last)]
         return await self._hashes_of_cells(redis, keys)
 
     async def period_cells(
@@ -478,6 +689,41 @@ class MetricsStore:
         return [
             {parse_cell_field(k): int(v) for k, v in raw.items() if v != b"0"} for raw in raw_hashes
         ]
+
+    async def mix_with_services(
+        self, redis: Redis, rollups: Sequence[tuple[Period, dt.date]], services: Collection[str]
+    ) -> list[tuple[dict[CellKey, int], dict[CellKey, int]]]:
+        """For each rollup (the period containing a day): all its contacts summed over services
+        (the ``mix`` hash), and the contacts of just ``services`` summed over them, per district,
+        channel and mode (service ``ALL_SERVICES``), in one round trip.
+
+        The second part is summed on the server (``_SUM_SERVICES``: an ``HMGET`` of the few
+        fields those services can have): a year of weekly rollups asks for about 20,000 fields
+        of per-service hashes, which cost more to send and parse than the figures themselves.
+        """
+        prefixes = [mix_field(d, c, m) for d in District for c in Channel for m in ContactMode]
+        script_args = [str(len(prefixes)), *prefixes, *sorted(services)]
+        async with redis.pipeline(transaction=False) as pipe:
+            for period, day in rollups:
+                pipe.hgetall(self.rollup_key("mix", period, day))
+            if services:
+                pipe.eval(
+                    _SUM_SERVICES,
+                    len(rollups),
+                    *[self.rollup_key("cells", period, day) for period, day in rollups],
+                    *script_args,
+                )
+            raw: list[Any] = await pipe.execute()
+        summed: list[list[int]] = raw[len(rollups)] if services else [[] for _ in rollups]
+        result: list[tuple[dict[CellKey, int], dict[CellKey, int]]] = []
+        for mix_raw, pairs in zip(raw[: len(rollups)], summed, strict=True):
+            mix = {_parsed_cell(k): int(v) for k, v in mix_raw.items() if v != b"0"}
+            picked = {
+                _parsed_cell(prefixes[int(pairs[i]) - 1]): int(pairs[i + 1])
+                for i in range(0, len(pairs), 2)
+            }
+            result.append((mix, picked))
+        return result
 
     async def totals(self, redis: Redis) -> dict[tuple[str, str, str], int]:
         """Contacts since the beginning per (district, channel, mode)."""
@@ -560,10 +806,62 @@ class MetricsStore:
         raw = await redis.hget(self.key("entries"), entry_id)
         return None if raw is None else _parse_entry(_text(raw))
 
+    async def usage_cells(
+        self, redis: Redis, first: dt.date, last: dt.date, by_service: bool
+    ) -> list[UsageCell]:
+        """The usage from ``first`` to ``last`` (inclusive), read from as few rollups as cover
+        it (one for a day, ISO week or month); a place's cells may repeat across rollups.
+        ``by_service`` False reads ``usage:mix`` (service ``ALL_SERVICES``)."""
+        kind = "cells" if by_service else "mix"
+        keys: list[str] = []
+        day = first
+        while day <= last:
+            period, span = _largest_period_from(day, last)
+            keys.append(self.usage_key(kind, period, day))
+            day += span
+        return [
+            parse_usage_field(k, int(v))
+            for raw in await _hgetall_each(redis, keys)
+            for k, v in raw.items()
+            if int(v) != 0
+        ]
+
+    async def usage_totals(self, redis: Redis) -> list[UsageCell]:
+        """Place-bound contacts since the beginning, per place, channel and mode."""
+        raw: dict[bytes, bytes] = await redis.hgetall(self.key("usage", "totals"))
+        return [parse_usage_field(k, int(v)) for k, v in raw.items() if int(v) != 0]
+
     async def sites(self, redis: Redis) -> dict[str, RegistrySite]:
         """Every registry site the service has heard of (retired ones too)."""
         raw = await redis.hgetall(self.key("sites"))
         return {_text(k): _parse_site(_text(v)) for k, v in raw.items()}
+
+
+@dataclass(frozen=True)
+class UsageCell:
+    """Contacts at one place (entry and/or site) of one district, channel, mode and service."""
+
+    district: District
+    entry_id: str | None
+    site_id: str | None
+    channel: Channel
+    mode: ContactMode
+    service: str
+    count: int
+
+
+def parse_usage_field(raw: bytes | str, count: int) -> UsageCell:
+    """The cell a ``usage`` hash field names (``usage:mix``/totals: service ``ALL_SERVICES``)."""
+    parts = _text(raw).split(SEP)
+    return UsageCell(
+        district=District(parts[0]),
+        entry_id=parts[1] or None,
+        site_id=parts[2] or None,
+        channel=Channel(parts[3]),
+        mode=ContactMode(parts[4]),
+        service=parts[5] if len(parts) == 6 else ALL_SERVICES,
+        count=count,
+    )
 
 
 Counts = Counter[tuple[str, str]]
@@ -598,6 +896,7 @@ def _parse_entry(text: str) -> RegistryEntry:
         administration=Administration(state["administration"]),
         opening_hours=OpeningHours.model_validate(state["opening_hours"]),
         services=tuple(state.get("services") or ()),
+        staff_help=tuple(state.get("staff_help") or ()),
         retired=bool(state.get("retired", False)),
     )
 
@@ -612,6 +911,18 @@ def _parse_site(text: str) -> RegistrySite:
         longitude=float(state["longitude"]),
         retired=bool(state.get("retired", False)),
     )
+
+
+def rollups_covering(first: dt.date, last: dt.date) -> list[tuple[Period, dt.date]]:
+    """The fewest rollups that cover ``first`` to ``last`` (inclusive) exactly, as (period, its
+    first day): whole months, then whole ISO weeks, then single days."""
+    rollups: list[tuple[Period, dt.date]] = []
+    day = first
+    while day <= last:
+        period, span = _largest_period_from(day, last)
+        rollups.append((period, day))
+        day += span
+    return rollups
 
 
 def _largest_period_from(day: dt.date, last: dt.date) -> tuple[Period, dt.timedelta]:

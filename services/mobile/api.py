@@ -67,7 +67,7 @@ from services.mobile.schemas import (
     VisitIn,
 )
 from services.mobile.store import Change, Contended, MobileStore
-from services.plumbing.auth import MobilePlanner
+from services.plumbing.auth import MobilePlanner, Principal
 from services.plumbing.idempotency import IdempotencyKey
 from services.plumbing.problems import FieldProblem, Problem, problem_responses
 
@@ -89,23 +89,20 @@ StoreDep = Annotated[MobileStore, Depends(_store)]
 # --- visits --------------------------------------------------------------------------------
 
 
-@router.post("/visits", tags=["visits"], status_code=201, responses=WRITE_PROBLEMS)
-async def plan_visit(
-    body: VisitIn, store: StoreDep, planner: MobilePlanner, idempotency_key: IdempotencyKey
-) -> JSONResponse:
-    """Plan a visit at a registry site or an ad-hoc place. 409 names the visit it collides
-    with (the same staff or kit at the same time, or too little travel time between places).
-    The same ``visit_id`` (or ``Idempotency-Key``) with the same plan answers the stored visit."""
-    now = utc_now()
-    starts, ends = domain.as_copenhagen(body.starts_at), domain.as_copenhagen(body.ends_at)
-    problems = domain.window_problems(starts, ends, now)
-    place = await resolve_place(store, body, problems)
-    if problems:
-        raise invalid(problems)
+async def _new_visit(
+    store: MobileStore,
+    body: VisitIn,
+    place: Place,
+    starts: dt.datetime,
+    ends: dt.datetime,
+    planner: Principal,
+    idempotency_key: str | None,
+    now: dt.datetime,
+) -> Visit:
+    """A new visit as planned from ``body`` (its opening-hours check recorded)."""
     (check,) = await check_opening(store, place, [(starts, ends)], body.override_opening_hours)
-    visit_id = body.visit_id or derived_id("visit", planner.subject, idempotency_key)
-    visit = Visit(
-        visit_id=visit_id,
+    return Visit(
+        visit_id=body.visit_id or derived_id("visit", planner.subject, idempotency_key),
         version=1,
         place=place,
         starts_at=starts.astimezone(dt.UTC),
@@ -121,6 +118,23 @@ async def plan_visit(
             HistoryRecord(at=now, by=planner.subject, action="planned", status=VisitStatus.PLANNED),
         ),
     )
+
+
+@router.post("/visits", tags=["visits"], status_code=201, responses=WRITE_PROBLEMS)
+async def plan_visit(
+    body: VisitIn, store: StoreDep, planner: MobilePlanner, idempotency_key: IdempotencyKey
+) -> JSONResponse:
+    """Plan a visit at a registry site or an ad-hoc place. 409 names the visit it collides
+    with (the same staff or kit at the same time, or too little travel time between places).
+    The same ``visit_id`` (or ``Idempotency-Key``) with the same plan answers the stored visit."""
+    now = utc_now()
+    starts, ends = domain.as_copenhagen(body.starts_at), domain.as_copenhagen(body.ends_at)
+    problems = domain.window_problems(starts, ends, now)
+    place = await resolve_place(store, body, problems)
+    if problems:
+        raise invalid(problems)
+    visit = await _new_visit(store, body, place, starts, ends, planner, idempotency_key, now)
+    visit_id = visit.visit_id
 
     def decide(current: dict[str, Visit | None], _: Series | None) -> Change:
         existing = current[visit_id]
@@ -163,25 +177,8 @@ async def log_held_visit(
     place = await resolve_place(store, body, problems)
     if problems:
         raise invalid(problems)
-    (check,) = await check_opening(store, place, [(starts, ends)], body.override_opening_hours)
-    visit_id = body.visit_id or derived_id("visit", planner.subject, idempotency_key)
-    planned = Visit(
-        visit_id=visit_id,
-        version=1,
-        place=place,
-        starts_at=starts.astimezone(dt.UTC),
-        ends_at=ends.astimezone(dt.UTC),
-        staff=body.staff,
-        kit=body.kit,
-        services=body.services,
-        slots=body.slots,
-        drop_ins=body.drop_ins,
-        opening_hours=check,
-        override=override_record(check, planner, now),
-        history=(
-            HistoryRecord(at=now, by=planner.subject, action="planned", status=VisitStatus.PLANNED),
-        ),
-    )
+    planned = await _new_visit(store, body, place, starts, ends, planner, idempotency_key, now)
+    visit_id = planned.visit_id
     visit = planned.model_copy(
         update={
             "version": 2,
@@ -434,6 +431,11 @@ async def record_contact(
         {"at"} if body.at is not None else set()
     )
     stored = contact
+    # The mobile stop at the visit's site, looked up before the transaction (``decide`` runs
+    # inside it and cannot wait); used only if the visit is still at that site there.
+    before = await store.visit(visit_id)
+    stop_site = before.place.site_id if before is not None else None
+    stop = domain.mobile_stop_of(await store.entries_at(stop_site)) if stop_site else None
 
     def decide(visit: Visit | None, existing: ContactRecord | None) -> CloudEvent | None:
         nonlocal stored
@@ -467,6 +469,8 @@ async def record_contact(
             mode=contact.mode,
             onboarded_to_digital=contact.onboarded_to_digital,
             at=contact.at,
+            site_id=visit.place.site_id,
+            entry_id=stop if visit.place.site_id == stop_site else None,
         )
         return new_event(EventType.MOBILE_CONTACT_RECORDED, payload, source=store.source)
 

@@ -125,6 +125,17 @@ def site_kind(entries: Iterable[EntryUpserted]) -> PlaceKind:
     return PlaceKind.OTHER
 
 
+def mobile_stop_of(entries: Iterable[EntryUpserted]) -> str | None:
+    """The open mobile-stop entry among a site's ``entries`` (the lowest id when there are
+    several), or None: the entry a mobile contact at the site counts at (usage per entry)."""
+    stops = sorted(
+        e.entry_id
+        for e in entries
+        if e.kind is EntryKind.MOBILE_STOP and e.status is EntryStatus.OPEN
+    )
+    return stops[0] if stops else None
+
+
 def adhoc_place_id(name: str, district: District) -> str:
     """A stable id for an ad-hoc place, so visits to "Valby Station" meet in its calendar."""
     digest = hashlib.sha256(f"{district.value}\n{name.casefold()}".encode()).hexdigest()
@@ -219,19 +230,22 @@ def as_copenhagen(when: dt.datetime) -> dt.datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=COPENHAGEN)
 
 
+def _window_shape_problems(
+    starts_at: dt.datetime, ends_at: dt.datetime, prefix: str
+) -> list[FieldProblem]:
+    """A window that is inverted or longer than 12 hours."""
+    if ends_at <= starts_at:
+        return [FieldProblem(field=f"{prefix}.ends_at", message="must be later than starts_at")]
+    if ends_at - starts_at > MAX_WINDOW:
+        return [FieldProblem(field=f"{prefix}.ends_at", message="a visit lasts at most 12 hours")]
+    return []
+
+
 def window_problems(
     starts_at: dt.datetime, ends_at: dt.datetime, now: dt.datetime, prefix: str = "body"
 ) -> list[FieldProblem]:
     """What is wrong with a visit's time window: inverted, in the past, longer than 12 hours."""
-    problems: list[FieldProblem] = []
-    if ends_at <= starts_at:
-        problems.append(
-            FieldProblem(field=f"{prefix}.ends_at", message="must be later than starts_at")
-        )
-    elif ends_at - starts_at > MAX_WINDOW:
-        problems.append(
-            FieldProblem(field=f"{prefix}.ends_at", message="a visit lasts at most 12 hours")
-        )
+    problems = _window_shape_problems(starts_at, ends_at, prefix)
     if starts_at < now:
         problems.append(FieldProblem(field=f"{prefix}.starts_at", message="is in the past"))
     return problems
@@ -246,15 +260,7 @@ def held_window_problems(
 ) -> list[FieldProblem]:
     """What is wrong with the window of a visit logged after it took place: inverted, longer
     than 12 hours, not over yet, or older than :data:`MAX_HELD_AGE`."""
-    problems: list[FieldProblem] = []
-    if ends_at <= starts_at:
-        problems.append(
-            FieldProblem(field=f"{prefix}.ends_at", message="must be later than starts_at")
-        )
-    elif ends_at - starts_at > MAX_WINDOW:
-        problems.append(
-            FieldProblem(field=f"{prefix}.ends_at", message="a visit lasts at most 12 hours")
-        )
+    problems = _window_shape_problems(starts_at, ends_at, prefix)
     if ends_at > now:
         problems.append(
             FieldProblem(

@@ -1,8 +1,8 @@
 """The FastAPI app every service is built on: lifespan, health, readiness, metrics, errors.
 
 ``create_service_app`` gives each service the same ``/healthz``, ``/readyz``, ``/metrics``,
-``/docs``, RFC 9457 errors, request ids, request-size limit and HTTP metrics; the service adds
-its own routers and its event handlers.
+``/docs``, RFC 9457 errors, request ids, request-size limit, refusal of unknown query parameters
+(``query_guard``) and HTTP metrics; the service adds its own routers and its event handlers.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from services.plumbing.consumer import Handler
 from services.plumbing.logging import configure_logging, get_logger
 from services.plumbing.metrics import HTTP_DURATION, HTTP_REQUESTS
 from services.plumbing.problems import install_problem_handlers
+from services.plumbing.query_guard import QueryGuard
 from services.plumbing.runtime import ServiceRuntime
 from services.plumbing.settings import ServiceSettings
 
@@ -128,6 +129,14 @@ def create_service_app(
     app.state.settings = settings
     app.state.jwt_verifier = JwtVerifier(settings.hub)
     install_problem_handlers(app)
+    # Innermost: it refuses before anything of the operation runs, and the request id and
+    # metrics of the middleware around it still apply to its 400.
+    app.add_middleware(
+        QueryGuard,
+        routes=app.router.routes,
+        # Swagger UI's OAuth2 redirect receives whatever the authorisation server appends.
+        unguarded_paths=[path for path in [app.swagger_ui_oauth2_redirect_url] if path],
+    )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(BodyReadTimeout, seconds=settings.body_timeout_seconds)
     app.add_middleware(RequestContext, service=settings.service)

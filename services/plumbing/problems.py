@@ -284,7 +284,8 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def _document_problems(app: FastAPI) -> None:
     """Register the problem schema in the OpenAPI document and describe 422 as a problem;
-    every operation with a body also documents 400 (not JSON) and 413 (over the size limit).
+    every operation documents 400 (an unknown query parameter, a body that is not JSON) and
+    every operation with a body 413 (over the size limit).
 
     FastAPI only registers schemas it finds in ``model`` entries, and those it files under
     ``application/json``; errors here are ``application/problem+json``. FastAPI also documents
@@ -304,17 +305,12 @@ def _document_problems(app: FastAPI) -> None:
         schemas["ProblemDetail"] = problem_schema
         validation_ref = f"{_SCHEMA_REF}HTTPValidationError"
         for operation in _operations(document):
+            # Every operation refuses an unknown or repeated single-valued query parameter
+            # with 400 (plumbing.query_guard); the same status also covers a body that is not
+            # JSON at all and a malformed Idempotency-Key header (plumbing.idempotency).
+            operation["responses"].setdefault("400", problem_responses(400)[400])
             if "requestBody" in operation:
-                # A body that is not JSON at all never reaches validation: FastAPI answers 400.
-                operation["responses"].setdefault("400", problem_responses(400)[400])
                 operation["responses"].setdefault("413", problem_responses(413)[413])
-            if any(
-                parameter.get("in") == "header"
-                and str(parameter.get("name", "")).lower() == "idempotency-key"
-                for parameter in operation.get("parameters", [])
-            ):
-                # A malformed Idempotency-Key header is refused with 400 (plumbing.idempotency).
-                operation["responses"].setdefault("400", problem_responses(400)[400])
             response = operation.get("responses", {}).get("422")
             if response is None:
                 continue

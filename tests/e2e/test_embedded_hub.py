@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ import psutil
 import pytest
 
 from services.hub.embedded import free_port
+from services.hub.simulation import COPENHAGEN
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -33,7 +35,7 @@ class Hub:
         return self.output.read_text()
 
 
-def _start_hub(tmp_path: Path, ports: dict[str, int]) -> Hub:
+def _start_hub(tmp_path: Path, ports: dict[str, int], *options: str) -> Hub:
     env = dict(os.environ)
     env.update(
         {
@@ -46,7 +48,7 @@ def _start_hub(tmp_path: Path, ports: dict[str, int]) -> Hub:
     )
     output = tmp_path / "hub.out"
     process = subprocess.Popen(
-        [sys.executable, "-m", "services.hub.cli", "run"],
+        [sys.executable, "-m", "services.hub.cli", "run", *options],
         stdout=output.open("w"),
         stderr=subprocess.STDOUT,
         env=env,
@@ -136,3 +138,61 @@ def test_port_in_use_gives_a_clear_message_and_no_traceback(
     assert f"port {ports['kvik']} for kvik is already in use" in text
     assert "KANALHUB_KVIK_PORT" in text
     assert "Traceback" not in text
+
+
+def _dev_token(hub: Hub, tmp_path: Path, role: str) -> str:
+    """A development token the launcher wrote to ``var/dev-tokens.env``, as a user sources it."""
+    variable = f"KANALHUB_TOKEN_{role.upper().replace(':', '_')}="
+    for line in (tmp_path / "var" / "dev-tokens.env").read_text().splitlines():
+        if variable in line:
+            return line.split("=", 1)[1]
+    raise AssertionError(f"no {role} token in dev-tokens.env:\n{hub.text()}")
+
+
+def test_run_simulate_keeps_the_hub_up_and_metrics_counts_the_simulated_contacts(
+    tmp_path: Path, ports: dict[str, int]
+) -> None:
+    started = time.monotonic()
+    hub = _start_hub(tmp_path, ports, "--simulate")
+    try:
+        _wait_ready(hub)
+        deadline = time.monotonic() + 30
+        while "simulated traffic running" not in hub.text():
+            assert hub.process.poll() is None, f"the hub exited:\n{hub.text()}"
+            assert time.monotonic() < deadline, f"the simulator never started:\n{hub.text()}"
+            time.sleep(0.2)
+        token = _dev_token(hub, tmp_path, "metrics:read")
+        # The simulator replays 8 weeks of history before going live, oldest day first.
+        first_day = dt.datetime.now(COPENHAGEN).date() - dt.timedelta(weeks=8)
+        url = f"http://127.0.0.1:{ports['metrics']}/share"
+        params = {"period": "week", "date": first_day.isoformat()}
+        total = 0
+        deadline = time.monotonic() + 45
+        while total == 0:
+            assert hub.process.poll() is None, f"the hub exited:\n{hub.text()}"
+            assert time.monotonic() < deadline, (
+                f"metrics counted nothing of the simulated traffic:\n{hub.text()}\n"
+                + (tmp_path / "var" / "logs" / "simulator.log").read_text()[-4000:]
+            )
+            response = httpx.get(url, params=params, headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 200, response.text
+            total = response.json()["total"]
+            time.sleep(0.5)
+        children = _descendants(hub.process.pid)
+        assert any("simulate" in child.cmdline() for child in children), "no simulator child"
+        text = hub.text()
+        assert "already in use" not in text
+        assert "exited unexpectedly" not in text
+
+        stopping = time.monotonic()
+        hub.process.send_signal(signal.SIGINT)
+        assert hub.process.wait(timeout=60) == 0, hub.text()
+        assert _gone(children) == []
+        print(
+            f"{total} contacts counted in the first week; stopped in "
+            f"{time.monotonic() - stopping:.1f} s; {time.monotonic() - started:.1f} s in all"
+        )
+    finally:
+        if hub.process.poll() is None:
+            hub.process.kill()
+            hub.process.wait()

@@ -1,5 +1,6 @@
-"""The fault suite: simulated kiosk and intake traffic, a fault in the middle of it, and then
-the books: contacts accepted with a 2xx == contacts counted by the metrics service.
+"""The fault suite: simulated kiosk, intake, desk-ticket and mobile traffic, a fault in the
+middle of it, and then the books: contacts accepted with a 2xx == contacts counted by the
+metrics service.
 
 Every scenario starts its own hub from processes. The fault scenarios (``faults`` marker) take
 about a minute or two each and run with ``make test-faults``; ``make test`` runs the no-fault one.
@@ -29,7 +30,8 @@ from tests.faults.proxy import Fault, FaultProxy
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 DAYS = 10
-"""Ten days of Copenhagen: about 3,000 intake lines and 1,500 KVIK sessions."""
+"""Ten days of Copenhagen: about 3,000 intake lines, 1,500 KVIK sessions, 400 desk tickets and
+two visits at the mobile stops (ten days hold every weekday)."""
 
 
 async def _traffic(
@@ -50,6 +52,10 @@ async def _books_balance(cluster: Cluster, simulator: Simulator, task: asyncio.T
     await simulator.close()
     assert books.contacts > 0
     assert books.sessions_refused == 0
+    # every channel is in the books: served desk tickets and mobile contacts as well as the
+    # kiosks' sessions and the platforms' intake
+    assert books.desk_served > 0, books
+    assert books.mobile_contacts > 0, books
     counted = await cluster.settle(books.contacts)
     assert counted == books.contacts, await _outboxes(cluster)
 

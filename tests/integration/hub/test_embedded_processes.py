@@ -23,11 +23,13 @@ from services.hub.embedded import (
     ManagedProcess,
     PortInUseError,
     ProcessStartError,
+    RestartWithBackoff,
     ValkeyProcess,
     free_port,
     make_broker,
     port_in_use,
 )
+from services.plumbing.backoff import Backoff
 
 pytestmark = pytest.mark.integration
 
@@ -151,6 +153,72 @@ def test_a_child_that_never_answers_times_out_and_is_stopped(tmp_path: Path) -> 
     with pytest.raises(ProcessStartError, match="did not answer"):
         process.start(timeout=1)
     assert not process.is_running
+
+
+def _client(tmp_path: Path, code: str) -> ManagedProcess:
+    """A child that listens on nothing, running ``code``."""
+    return ManagedProcess(
+        name="client",
+        host="127.0.0.1",
+        port=None,
+        data_dir=tmp_path,
+        command=[sys.executable, "-c", code],
+    )
+
+
+def test_a_client_without_a_port_starts_beside_any_listener_and_stops(
+    tmp_path: Path, listening: int
+) -> None:
+    # The launcher's simulator once took the kvik port as its own and refused to start.
+    process = _client(tmp_path, "import time; time.sleep(60)")
+    process.start(timeout=5)  # ready once it runs: there is nothing to probe
+    pid = process.pid
+    assert pid is not None
+    assert process.is_running
+    assert process.exit_code is None
+    process.stop()
+    assert group_members(pid) == []
+
+
+def _supervise(supervisor: RestartWithBackoff, within: float = 20.0) -> list[str]:
+    """Call ``check`` as the launcher's loop does until the supervisor settles; its messages."""
+    messages: list[str] = []
+    deadline = time.monotonic() + within
+    while not supervisor.settled:
+        assert time.monotonic() < deadline, messages
+        message = supervisor.check()
+        if message is not None:
+            messages.append(message)
+        time.sleep(0.02)
+    return messages
+
+
+def test_a_failing_client_is_restarted_with_backoff_then_left_stopped(tmp_path: Path) -> None:
+    process = _client(tmp_path, "print('run', flush=True); raise SystemExit(3)")
+    supervisor = RestartWithBackoff(process, restarts=2, backoff=Backoff(0.05, 0.1))
+    supervisor.start()
+    messages = _supervise(supervisor)
+    assert supervisor.restarted == 2
+    assert process.log_path.read_text().count("run\n") == 3  # the first start and 2 restarts
+    assert [m.split(";")[0] for m in messages] == [
+        "client exited with code 3",
+        "client restarted (1 of at most 2)",
+        "client exited with code 3",
+        "client restarted (2 of at most 2)",
+        "client exited with code 3",
+    ]
+    assert "left stopped" in messages[-1]
+    assert supervisor.check() is None  # settled: nothing more happens
+
+
+def test_a_client_that_finishes_is_not_restarted(tmp_path: Path) -> None:
+    process = _client(tmp_path, "print('done', flush=True)")
+    supervisor = RestartWithBackoff(process, restarts=2, backoff=Backoff(0.05, 0.1))
+    supervisor.start()
+    messages = _supervise(supervisor)
+    assert supervisor.restarted == 0
+    assert len(messages) == 1
+    assert messages[0].startswith("client finished")
 
 
 def test_children_die_when_the_launcher_is_sigkilled(tmp_path: Path) -> None:

@@ -19,11 +19,13 @@ import uvicorn
 from services.contracts import EventType, HelpChannel
 from services.hub.embedded import free_port
 from services.metrics.app import create_app
+from services.metrics.domain import local_day
 from services.metrics.settings import MetricsSettings
 from services.plumbing.producer import EventProducer
 from services.plumbing.settings import HubSettings
 from tests.integration.metrics.builders import session
 from tests.integration.metrics.conftest import auth
+from tests.unit.contracts.samples import ENTRY_ID
 
 pytestmark = [
     pytest.mark.integration,
@@ -146,6 +148,18 @@ async def test_the_page_shows_the_apis_figures_in_headless_chromium(
                 },
             )
         ).json()
+        usage = (
+            await client.get(
+                "/usage/entries", params={"period": "day", "date": local_day(now).isoformat()}
+            )
+        ).json()
+        # every contact of the test is today: the day's figures are the page window's figures
+        districts = (
+            await client.get(
+                "/share/districts", params={"period": "day", "date": local_day(now).isoformat()}
+            )
+        ).json()
+        forecast = (await client.get("/forecast")).json()
     expected = {
         d["district"]: "" if d["share"] is None else f"{d['share']:.4f}"
         for d in coverage["districts"]
@@ -153,8 +167,35 @@ async def test_the_page_shows_the_apis_figures_in_headless_chromium(
     assert shown == expected
     assert shown["valby"] == f"{2 / 3:.4f}"
     assert page.texts["kvik-completed"].strip() == str(funnel["completed"])
-    assert re.search(r"Digital share by district", dom.decode())
+    assert re.search(r"Digital share of general needs by district", dom.decode())
+    # The headline is the general-needs share, with the target and deadline of the settings;
+    # the overall and special-needs shares beside it, and each district's outlook.
+    headline = {
+        row["data-district"]: row["data-headline"] for row in page.rows if "data-district" in row
+    }
+    assert headline == {
+        d["district"]: "" if d["headline_share"] is None else f"{d['headline_share']:.4f}"
+        for d in districts["districts"]
+    }
+    outlooks = {
+        row["data-district"]: row["data-outlook"] for row in page.rows if "data-district" in row
+    }
+    assert outlooks == {d["district"]: d["outlook"] for d in forecast["districts"]}
+    assert "Target 80 % by 2029-12-31" in page.texts["target-by"]
+    assert page.texts["headline-share"].strip() == "75.0 %"  # 3 of 4 sessions, all general
     assert 'lang="en"' in dom.decode()
+    # The usage table: every contact of the test is today, so the page's window (the last 28
+    # days) and the API's day hold the same contacts per entry point.
+    usage_shown = {
+        row["data-entry"]: (row["data-kvik"], row["data-total"])
+        for row in page.rows
+        if "data-entry" in row
+    }
+    assert usage_shown == {
+        e["entry_id"]: (str(e["channels"]["kvik"]["total"]), str(e["contacts"]))
+        for e in usage["entries"]
+    }
+    assert usage_shown[ENTRY_ID] == ("4", "4")
 
     shot = tmp_path / "dashboard.png"
     await _chromium(

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from services.contracts import ContactRecorded, EventType
-from tests.integration.mobile.conftest import Mobile, future_day, local
+from tests.integration.mobile.conftest import Mobile, future_day, local, with_site
 
 pytestmark = pytest.mark.integration
 
@@ -48,6 +48,38 @@ async def test_a_contact_becomes_one_event_in_the_district_of_the_visit(mobile: 
     assert data.district.value == "vanlose"
     assert data.onboarded_to_digital is True
     assert recorded[0].subject == visit_id
+
+
+async def test_a_contact_at_a_registry_site_names_the_site_and_its_mobile_stop(
+    mobile: Mobile,
+) -> None:
+    await with_site(mobile)  # site-fisketorvet with the open mobile stop entry-site-fisketorvet
+    day = future_day(1)
+    planned = await mobile.plan(
+        place=None,
+        site_id="site-fisketorvet",
+        starts_at=local(day, "10:00"),
+        ends_at=local(day, "15:00"),
+    )
+    assert planned.status_code == 201, planned.text
+    at_site = planned.json()["visit_id"]
+    adhoc = await _running_visit(mobile)
+    for step in ("confirm", "start"):
+        assert (await mobile.post(f"/visits/{at_site}/{step}")).status_code == 200
+    for visit_id in (at_site, adhoc):
+        contact = {"service": "passport", "mode": "assisted"}
+        response = await mobile.post(f"/visits/{visit_id}/contacts", contact)
+        assert response.status_code == 201, response.text
+    events = await mobile.events(expect=4)  # two visits planned, two contacts, at least
+    places = {
+        e.data.visit_id: (e.data.site_id, e.data.entry_id)
+        for e in events
+        if isinstance(e.data, ContactRecorded)
+    }
+    assert places == {
+        at_site: ("site-fisketorvet", "entry-site-fisketorvet"),
+        adhoc: (None, None),  # an ad-hoc place is in no registry
+    }
 
 
 async def test_parallel_retries_with_one_idempotency_key_record_one_contact(mobile: Mobile) -> None:

@@ -22,6 +22,7 @@ REQUIRED_ALERTS = {
     "OutboxGrowing",
     "ServiceDown",
     "DigitalShareDropped",
+    "DigitalShareBehindDeadline",
 }
 
 

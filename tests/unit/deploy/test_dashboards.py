@@ -46,12 +46,13 @@ def test_the_folder_holds_exactly_the_generated_dashboards() -> None:
 def test_uids_and_titles_are_unique_and_stable() -> None:
     documents = [load(path) for path in dashboard_files()]
     uids = [document["uid"] for document in documents]
-    assert len(set(uids)) == len(uids) == 4
+    assert len(set(uids)) == len(uids) == 5
     assert all(uid.startswith("kanalhub-") for uid in uids)
     assert {document["title"] for document in documents} == {
         "Channel shift",
         "KVIK operations",
         "Mobile citizen service",
+        "Buildings and entry points",
         "Pipeline health",
     }
 
@@ -95,24 +96,49 @@ def test_district_dashboards_have_the_ten_districts_and_all_selected() -> None:
         assert "Østerbro : osterbro" in district["query"]
 
 
-def test_the_share_panels_draw_the_80_percent_target() -> None:
+def test_the_headline_panels_draw_the_configured_target() -> None:
+    # The headline is the general-needs share; the target line and colours come from the
+    # metrics service's configured target (kanalhub_target_share_ratio), not from the JSON.
     document = load(DASHBOARD_FOLDER / "channel-shift.json")
-    share_panels = [
+    headline_panels = [
         panel
         for panel in panels(document)
-        if any("kanalhub_digital_share_ratio" in t["expr"] for t in panel["targets"])
+        if any(
+            "kanalhub_digital_share_by_needs_ratio" in t["expr"] and 'needs="general"' in t["expr"]
+            for t in panel["targets"]
+        )
     ]
-    assert len(share_panels) >= 2
-    for panel in share_panels:
+    assert len(headline_panels) >= 3
+    for panel in headline_panels:
+        (config,) = [t for t in panel["transformations"] if t["id"] == "configFromData"]
+        target = next(t for t in panel["targets"] if t["refId"] == config["options"]["configRefId"])
+        assert "kanalhub_target_share_ratio" in target["expr"]
+        assert config["options"]["mappings"] == [{"fieldName": "Value", "handlerKey": "threshold1"}]
         steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
-        assert [step["value"] for step in steps] == [None, 0.8], panel["title"]
+        assert len(steps) == 2, panel["title"]
         assert panel["fieldConfig"]["defaults"]["unit"] == "percentunit"
-    over_time = [panel for panel in share_panels if panel["type"] == "timeseries"]
+    over_time = [panel for panel in headline_panels if panel["type"] == "timeseries"]
     assert over_time
     assert over_time[0]["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] in (
         "line",
         "dashed",
     )
+
+
+def test_channel_shift_shows_target_deadline_and_weeks_behind() -> None:
+    exprs = [
+        t["expr"]
+        for panel in panels(load(DASHBOARD_FOLDER / "channel-shift.json"))
+        for t in panel["targets"]
+    ]
+    for metric in (
+        "kanalhub_target_share_ratio",
+        "kanalhub_target_deadline_timestamp_seconds",
+        "kanalhub_forecast_weeks_behind_deadline",
+        'needs="special"',
+        "kanalhub_digital_share_ratio",
+    ):
+        assert any(metric in expr for expr in exprs), metric
 
 
 def test_docs_list_every_dashboard_and_panel() -> None:

@@ -48,8 +48,23 @@ def test_a_completed_session_without_help_is_one_kvik_self_service_contact() -> 
             Channel.KVIK,
             ContactMode.SELF_SERVICE,
             "change_of_address",
+            entry_id="entry-kvik-sundby-bibliotek",
         )
     ]
+
+
+def test_a_kvik_contact_keeps_its_entry_and_leaves_the_site_to_the_registry_copy() -> None:
+    (count,) = domain.tallies_of_session_completed(_completed(entry_id="entry-kvik-valby"))
+    assert (count.entry_id, count.site_id) == ("entry-kvik-valby", None)
+
+
+def test_a_mobile_contact_keeps_the_site_and_entry_its_event_names() -> None:
+    (count,) = domain.tallies_of_contact_recorded(
+        _contact(site_id="site-valby-station", entry_id="entry-mobile-valby-station")
+    )
+    assert (count.site_id, count.entry_id) == ("site-valby-station", "entry-mobile-valby-station")
+    (without,) = domain.tallies_of_contact_recorded(_contact())
+    assert (without.site_id, without.entry_id) == (None, None)
 
 
 def test_a_completed_session_with_any_staff_help_is_assisted() -> None:

@@ -361,3 +361,13 @@ def test_a_site_is_the_kind_its_entries_tell() -> None:
     assert domain.site_kind([WEEKDAYS, library]) is PlaceKind.LIBRARY
     assert domain.site_kind([WEEKDAYS]) is PlaceKind.CITIZEN_SERVICE
     assert domain.site_kind([]) is PlaceKind.OTHER
+
+
+def test_a_contact_counts_at_the_open_mobile_stop_of_its_site() -> None:
+    def stop(entry_id: str, status: str = "open") -> EntryUpserted:
+        update = {"entry_id": entry_id, "kind": "mobile_stop", "status": status}
+        return EntryUpserted.model_validate({**WEEKDAYS.model_dump(), **update})
+
+    assert domain.mobile_stop_of([WEEKDAYS, stop("stop-b"), stop("stop-a")]) == "stop-a"
+    assert domain.mobile_stop_of([WEEKDAYS, stop("stop-a", "temporarily_closed")]) is None
+    assert domain.mobile_stop_of([WEEKDAYS]) is None  # a centre is no mobile stop
