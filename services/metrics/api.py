@@ -22,7 +22,7 @@ from services.contracts import (
 from services.contracts.payloads.base import Code
 from services.metrics import domain, figures, needs
 from services.metrics.costs import cost_report
-from services.metrics.deps import RuntimeDep, SettingsDep, StoreDep
+from services.metrics.deps import FIRST_DAY, LAST_DAY, Day, RuntimeDep, SettingsDep, StoreDep
 from services.metrics.forecast import Outlook
 from services.metrics.needs import NeedsGroup
 from services.plumbing.auth import MetricsReader
@@ -36,7 +36,9 @@ READ_PROBLEMS = problem_responses(401, 403, 422)
 PeriodQuery = Annotated[
     domain.Period, Query(description="The day, ISO week (Monday-Sunday) or month of `date`.")
 ]
-DateQuery = Annotated[dt.date, Query(description="A day in the period, YYYY-MM-DD.")]
+DateQuery = Annotated[
+    Day, Query(description=f"A day in the period, YYYY-MM-DD, from {FIRST_DAY} to {LAST_DAY}.")
+]
 DistrictQuery = Annotated[
     District | None, Query(description="A district; all districts when left out.")
 ]
@@ -407,7 +409,7 @@ async def get_trend(
     store: StoreDep,
     runtime: RuntimeDep,
     date: Annotated[
-        dt.date | None, Query(description="A day in the last week; today when left out.")
+        Day | None, Query(description="A day in the last week; today when left out.")
     ] = None,
     weeks: Annotated[int, Query(ge=1, le=260, description="How many ISO weeks.")] = 12,
 ) -> TrendOut:
@@ -453,7 +455,7 @@ async def get_forecast(
     runtime: RuntimeDep,
     settings: SettingsDep,
     date: Annotated[
-        dt.date | None, Query(description="Forecast as of this day; today when left out.")
+        Day | None, Query(description="Forecast as of this day; today when left out.")
     ] = None,
 ) -> ForecastsOut:
     """A Theil-Sen fit over the weekly general-needs shares of the ``forecast_weeks`` full
@@ -669,7 +671,7 @@ async def get_counting_weeks(
     store: StoreDep,
     runtime: RuntimeDep,
     week: Annotated[
-        list[dt.date],
+        list[Day],
         Query(min_length=1, max_length=53, description="A day in each counting week."),
     ],
     district: DistrictQuery = None,

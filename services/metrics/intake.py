@@ -18,7 +18,7 @@ from services.contracts import ContactSource, CountReported, District, EventType
 from services.contracts.payloads.base import Code
 from services.contracts.payloads.contacts import SOURCE_CHANNEL
 from services.metrics import domain
-from services.metrics.deps import RuntimeDep, StoreDep
+from services.metrics.deps import Day, RuntimeDep, StoreDep
 from services.plumbing.auth import MetricsIngester
 from services.plumbing.outbox import Outbox
 from services.plumbing.problems import FieldProblem, Problem, problem_responses
@@ -46,7 +46,7 @@ class IntakeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source: ContactSource
-    day: dt.date = Field(description="The Copenhagen day the contacts happened on.")
+    day: Day = Field(description="The Copenhagen day the contacts happened on.")
     items: list[IntakeLineIn] = Field(min_length=1, max_length=MAX_INTAKE_LINES)
 
 
@@ -115,7 +115,7 @@ async def post_intake_csv(
     runtime: RuntimeDep,
     store: StoreDep,
     source: Annotated[ContactSource, Query(description="The system the counts come from.")],
-    day: Annotated[dt.date, Query(description="The Copenhagen day the contacts happened on.")],
+    day: Annotated[Day, Query(description="The Copenhagen day the contacts happened on.")],
 ) -> IntakeAccepted:
     """The same intake as ``POST /intake``, as UTF-8 CSV with the header
     ``district,service,self_service,assisted``; errors name the line of the file."""

@@ -12,13 +12,13 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
 from services.contracts import Administration, Channel, ContactMode, District, EntryKind
 from services.contracts.payloads.base import Code
 from services.metrics import domain
-from services.metrics.deps import RuntimeDep, StoreDep
+from services.metrics.deps import FIRST_DAY, LAST_DAY, Day, RuntimeDep, StoreDep
 from services.metrics.place_usage import (
     AdministrationUsage,
     EntryUsage,
@@ -44,20 +44,8 @@ READ_PROBLEMS = problem_responses(401, 403, 422)
 PeriodQuery = Annotated[
     domain.Period, Query(description="The day, ISO week (Monday-Sunday) or month of `date`.")
 ]
-FIRST_DAY, LAST_DAY = dt.date(1970, 1, 1), dt.date(2999, 12, 31)
-"""The days a usage question may name: far beyond any data, and far from the calendar's ends
-(a week or month around 9999-12-31 does not exist)."""
-
-
-def _within_the_calendar(day: dt.date) -> dt.date:
-    if not FIRST_DAY <= day <= LAST_DAY:
-        raise ValueError(f"must be between {FIRST_DAY} and {LAST_DAY}")
-    return day
-
-
 DateQuery = Annotated[
-    dt.date,
-    AfterValidator(_within_the_calendar),
+    Day,
     Query(description=f"A day in the period, YYYY-MM-DD, from {FIRST_DAY} to {LAST_DAY}."),
 ]
 DistrictQuery = Annotated[
