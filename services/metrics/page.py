@@ -20,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from redis.asyncio import Redis
 
 from services.contracts import Channel, ContactMode, District
-from services.metrics import domain, figures, needs
+from services.metrics import domain, figures, needs, tickets
 from services.metrics.forecast import Forecast, Outlook
 from services.metrics.place_usage import EntryUsage, UsageFilter
 from services.metrics.settings import MetricsSettings
@@ -88,6 +88,17 @@ LABELS: dict[str, dict[str, str]] = {
         "kvik": "KVIK",
         "mobile": "Mobil",
         "all": "Alle bydele",
+        "desk": "Ventetid ved skranken",
+        "desk_lead": "Borgerservicecentrenes køsystemer: ventetid (billet til kald) og "
+        "betjeningstid (kald til slut)",
+        "centre": "Center",
+        "served": "Betjent",
+        "no_shows": "Udeblevne",
+        "wait_p50": "Ventetid, median",
+        "wait_p90": "Ventetid, 90 %",
+        "service_p50": "Betjening, median",
+        "no_desk": "Ingen billetter fra køsystemerne i perioden.",
+        "minutes": "{value} min",
         "usage": "Brug af indgange",
         "usage_lead": "Henvendelser pr. indgang (KVIK, skranke, mobil), de mest brugte først",
         "entry": "Indgang",
@@ -142,6 +153,17 @@ LABELS: dict[str, dict[str, str]] = {
         "kvik": "KVIK",
         "mobile": "Mobile",
         "all": "All districts",
+        "desk": "Waiting at the desks",
+        "desk_lead": "The citizen-service centres' queue systems: waiting (ticket to call) and "
+        "service time (call to end)",
+        "centre": "Centre",
+        "served": "Served",
+        "no_shows": "No-shows",
+        "wait_p50": "Wait, median",
+        "wait_p90": "Wait, 90 %",
+        "service_p50": "Service, median",
+        "no_desk": "No tickets from the queue systems in the period.",
+        "minutes": "{value} min",
         "usage": "Usage of entry points",
         "usage_lead": "Contacts per entry point (KVIK, counter, mobile), the most used first",
         "entry": "Entry point",
@@ -250,6 +272,46 @@ async def usage_rows(
     return rows, max(0, len(ranked) - USAGE_ROWS)
 
 
+@dataclass(frozen=True)
+class DeskRow:
+    """One citizen-service centre's line in the desk table (the total line of
+    ``GET /desk/times`` for the page's window)."""
+
+    entry_id: str
+    name: str
+    served: int
+    no_shows: int
+    wait_p50: float | None
+    wait_p90: float | None
+    service_p50: float | None
+
+
+async def desk_rows(
+    store: MetricsStore, redis: Redis, first: dt.date, last: dt.date
+) -> list[DeskRow]:
+    """Every centre with tickets from ``first`` to ``last``: the same figures, from the same
+    functions, as ``GET /desk/times``."""
+    days = await store.desk_days(redis, domain.days_between(first, last))
+    by_entry = tickets.figures_by_entry_and_service(days)
+    entries = await store.entries(redis)
+    rows = []
+    for entry_id in sorted(by_entry):
+        total = tickets.total_of(by_entry[entry_id].values())
+        entry = entries.get(entry_id)
+        rows.append(
+            DeskRow(
+                entry_id=entry_id,
+                name=entry.name if entry is not None else entry_id,
+                served=total.served,
+                no_shows=total.no_shows,
+                wait_p50=total.waiting.percentile(0.5),
+                wait_p90=total.waiting.percentile(0.9),
+                service_p50=total.service_time.percentile(0.5),
+            )
+        )
+    return rows
+
+
 def _outlook(forecast: Forecast, labels: dict[str, str], horizon_weeks: int) -> str:
     crossing = forecast.crossing.isoformat() if forecast.crossing is not None else ""
     if forecast.outlook is Outlook.ON_TRACK:
@@ -327,6 +389,7 @@ async def render_page(
     answered, waited_ms = help_today.get("answered", 0), help_today.get("wait_ms", 0)
     kiosks = await store.kiosks(redis)
     usage, usage_more = await usage_rows(store, redis, first, today)
+    desk = await desk_rows(store, redis, first, today)
     return _TEMPLATES.get_template("dashboard.html").render(
         lang=lang,
         other_lang="en" if lang == "da" else "da",
@@ -354,6 +417,7 @@ async def render_page(
         kiosks_known=len(kiosks),
         usage=usage,
         usage_more=usage_more,
+        desk=desk,
     )
 
 

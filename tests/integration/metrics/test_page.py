@@ -16,14 +16,14 @@ import httpx
 import pytest
 import uvicorn
 
-from services.contracts import EventType, HelpChannel
+from services.contracts import EventType, HelpChannel, new_event
 from services.hub.embedded import free_port
 from services.metrics.app import create_app
 from services.metrics.domain import local_day
 from services.metrics.settings import MetricsSettings
 from services.plumbing.producer import EventProducer
 from services.plumbing.settings import HubSettings
-from tests.integration.metrics.builders import session
+from tests.integration.metrics.builders import payload, session
 from tests.integration.metrics.conftest import auth
 from tests.unit.contracts.samples import ENTRY_ID
 
@@ -207,3 +207,74 @@ async def test_the_page_shows_the_apis_figures_in_headless_chromium(
     assert shot.read_bytes().startswith(b"\x89PNG")
     if SCREENSHOT_COPY:
         shutil.copyfile(shot, SCREENSHOT_COPY)
+
+
+async def test_the_page_shows_the_desk_times_of_the_api(
+    served: str, hub_settings: HubSettings
+) -> None:
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    producer = EventProducer(hub_settings, client_id="test-page-desk")
+    await producer.start()
+    try:
+        for number, (wait, outcome) in enumerate(
+            [(12, "served"), (25, "served"), (8, "no_show")], start=1
+        ):
+            issued = now - dt.timedelta(minutes=60)
+            called = issued + dt.timedelta(minutes=wait)
+            served_ticket = outcome == "served"
+            data = payload(
+                EventType.METRICS_DESK_TICKET_ENDED,
+                ticket_id=f"page-{number}",
+                issued_at=issued,
+                called_at=called,
+                served_at=called + dt.timedelta(minutes=1) if served_ticket else None,
+                ended_at=called + dt.timedelta(minutes=9 if served_ticket else 2),
+                staff_id="staff-a1b2c3d4" if served_ticket else None,
+                outcome=outcome,
+            )
+            await producer.publish(
+                new_event(EventType.METRICS_DESK_TICKET_ENDED, data, source="/kanalhub/metrics")
+            )
+    finally:
+        await producer.stop()
+
+    headers = auth(hub_settings, "metrics:read")
+    today = local_day(now).isoformat()
+    async with httpx.AsyncClient(base_url=served, headers=headers) as client:
+        for _ in range(200):
+            times = await client.get("/desk/times", params={"period": "day", "date": today})
+            centres = times.json()["centres"]
+            if centres and centres[0]["total"]["served"] + centres[0]["total"]["no_shows"] == 3:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"the tickets were not counted in time: {times.text}")
+
+    dom = await _chromium("--dump-dom", "--virtual-time-budget=3000", f"{served}/?lang=en")
+    page = _Rows()
+    page.feed(dom.decode())
+    shown = {
+        row["data-centre"]: (
+            row["data-served"],
+            row["data-no-shows"],
+            row["data-wait-p50"],
+            row["data-wait-p90"],
+        )
+        for row in page.rows
+        if "data-centre" in row
+    }
+
+    def seconds(value: float | None) -> str:
+        return "" if value is None else f"{value:.1f}"
+
+    assert shown == {
+        c["entry_id"]: (
+            str(c["total"]["served"]),
+            str(c["total"]["no_shows"]),
+            seconds(c["total"]["waiting"]["p50_seconds"]),
+            seconds(c["total"]["waiting"]["p90_seconds"]),
+        )
+        for c in centres
+    }
+    assert shown[centres[0]["entry_id"]][:2] == ("2", "1")
+    assert "Waiting at the desks" in dom.decode()
