@@ -381,7 +381,7 @@ def _tickets(
             DeskTicket(
                 ticket_id, rng.choices(codes, mix)[0], desk,
                 staff_id(centre.entry_id, int(desk[-2:])), issued, called, served,
-                called + dt.timedelta(minutes=min(service_time, 120)), TicketOutcome.SERVED,
+                served + dt.timedelta(minutes=min(service_time, 120)), TicketOutcome.SERVED,
             )
         )  # fmt: skip
     return tickets

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from services.contracts import DeskTicket as DeskTicketContract
 from services.contracts import District, HelpChannel, SessionOutcome, TicketOutcome
 from services.hub.simulation import (
     COPENHAGEN,
@@ -165,3 +166,21 @@ def test_the_simulations_needs_groups_are_the_registry_catalogues() -> None:
     general = {s["code"] for s in seed["services"] if s["general_needs"]}
     assert set(GENERAL_NEEDS) <= general
     assert not set(SPECIAL_NEEDS) & general
+
+
+def test_every_simulated_ticket_is_one_the_contract_takes() -> None:
+    for offset in range(365):
+        day = START + dt.timedelta(days=offset)
+        for ticket in _plan(day).desk.get("bs-valby", []):
+            DeskTicketContract(
+                ticket_id=ticket.ticket_id,
+                service=ticket.service,
+                desk_id=ticket.desk_id,
+                staff_id=ticket.staff_id,
+                issued_at=ticket.issued_at,
+                called_at=ticket.called_at,
+                served_at=ticket.served_at,
+                ended_at=ticket.ended_at,
+                outcome=ticket.outcome,
+            )
+            assert ticket.ended_at.astimezone(COPENHAGEN).date() == day
