@@ -108,7 +108,7 @@ _ADMINISTRATION_NAMES: dict[Administration, tuple[str, str, str]] = {
 
 
 class Channel(StrEnum):
-    """The channel a contact came through (DESIGN.md, Counting contacts)."""
+    """The channel a contact came through (docs/architecture.md, Counting contacts)."""
 
     DIGITAL = "digital"
     PHONE = "phone"

@@ -6,9 +6,9 @@ Where the proportions come from (docs/simulation.md says the same):
 
 - districts' populations: Copenhagen's districts as published by the municipality's statistics
   (rounded to thousands, about 2024) - real figures, rounded;
-- ~80 % of enquiries are "general needs" and ~20 % "special needs" (DOMAIN.md, the seeds): the
-  service mix below gives general-needs services 80 % of the weight, with the registry
-  catalogue's own grouping of services;
+- ~80 % of enquiries are "general needs" and ~20 % "special needs" (the seeds): the service
+  mix below gives general-needs services 80 % of the weight, with the registry catalogue's own
+  grouping of services;
 - the citizen-service centres (desks) and the mobile stops are the registry's, with their
   opening hours;
 - **assumptions**: 2 contacts per inhabitant a year across all channels; KVIK kiosks take 4 % of

@@ -1,4 +1,5 @@
-"""How events become contacts (DESIGN.md, "Counting contacts"), and how the share is figured.
+"""How events become contacts (docs/architecture.md, "Counting contacts"), and how the share
+is figured.
 
 Pure functions, no I/O. A **contact** is one completed citizen interaction about one service
 matter, counted on one Copenhagen day, for one district, channel, mode and service:

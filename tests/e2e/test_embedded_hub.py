@@ -149,7 +149,7 @@ def _dev_token(hub: Hub, tmp_path: Path, role: str) -> str:
     raise AssertionError(f"no {role} token in dev-tokens.env:\n{hub.text()}")
 
 
-def test_run_simulate_keeps_the_hub_up_and_metrics_counts_the_simulated_contacts(
+def test_run_simulate_keeps_the_hub_up_and_metrics_counts_every_channel_it_sends(
     tmp_path: Path, ports: dict[str, int]
 ) -> None:
     started = time.monotonic()
@@ -162,22 +162,33 @@ def test_run_simulate_keeps_the_hub_up_and_metrics_counts_the_simulated_contacts
             assert time.monotonic() < deadline, f"the simulator never started:\n{hub.text()}"
             time.sleep(0.2)
         token = _dev_token(hub, tmp_path, "metrics:read")
-        # The simulator replays 8 weeks of history before going live, oldest day first.
-        first_day = dt.datetime.now(COPENHAGEN).date() - dt.timedelta(weeks=8)
+        # The simulator replays 8 weeks of history before going live, oldest day first: the
+        # second of those weeks is whole, and must show every channel - the kiosks, both
+        # platforms' intake, the centres' desk tickets and the mobile stops' visits.
+        second_week = dt.datetime.now(COPENHAGEN).date() - dt.timedelta(weeks=7)
         url = f"http://127.0.0.1:{ports['metrics']}/share"
-        params = {"period": "week", "date": first_day.isoformat()}
-        total = 0
-        deadline = time.monotonic() + 45
-        while total == 0:
+        params = {"period": "week", "date": second_week.isoformat()}
+        channels: dict[str, int] = {}
+        deadline = time.monotonic() + 120
+        while not channels or min(channels.values()) == 0:
             assert hub.process.poll() is None, f"the hub exited:\n{hub.text()}"
+            assert "simulator exited" not in hub.text(), (
+                hub.text() + (tmp_path / "var" / "logs" / "simulator.log").read_text()[-4000:]
+            )
             assert time.monotonic() < deadline, (
-                f"metrics counted nothing of the simulated traffic:\n{hub.text()}\n"
+                f"metrics did not count every channel of the simulated traffic: {channels}\n"
+                + hub.text()
                 + (tmp_path / "var" / "logs" / "simulator.log").read_text()[-4000:]
             )
             response = httpx.get(url, params=params, headers={"Authorization": f"Bearer {token}"})
             assert response.status_code == 200, response.text
-            total = response.json()["total"]
+            channels = {
+                name: counts["self_service"] + counts["assisted"]
+                for name, counts in response.json()["channels"].items()
+            }
             time.sleep(0.5)
+        total = sum(channels.values())
+        assert set(channels) == {"digital", "phone", "counter", "kvik", "mobile"}
         children = _descendants(hub.process.pid)
         assert any("simulate" in child.cmdline() for child in children), "no simulator child"
         text = hub.text()
@@ -189,7 +200,7 @@ def test_run_simulate_keeps_the_hub_up_and_metrics_counts_the_simulated_contacts
         assert hub.process.wait(timeout=60) == 0, hub.text()
         assert _gone(children) == []
         print(
-            f"{total} contacts counted in the first week; stopped in "
+            f"{total} contacts counted in the second week ({channels}); stopped in "
             f"{time.monotonic() - stopping:.1f} s; {time.monotonic() - started:.1f} s in all"
         )
     finally:

@@ -667,7 +667,7 @@ async def test_sigkill_while_producing_loses_only_the_last_acked_records_or_all_
 
 
 async def _unused_features(broker: Broker) -> dict[str, str]:
-    """Try each feature DESIGN.md rules out; 'ok' or how it failed.
+    """Try each feature the design card (docs/architecture.md) rules out; 'ok' or how it failed.
 
     The topic holds 3 records sent before ``between_ms`` and 2 after; the checks that read
     offsets run first, the ones that write (latest, idempotence, transactions) after them.
@@ -742,7 +742,8 @@ async def _unused_features(broker: Broker) -> dict[str, str]:
 
 @pytest.mark.xfail(
     strict=False,
-    reason="DESIGN.md: Tansu has no idempotent producer or transactions and may misbehave on "
+    reason="docs/architecture.md: Tansu has no idempotent producer or transactions and may "
+    "misbehave on "
     "latest/end_offsets/seek_to_end/offsets_for_times; kanalhub uses none of them",
 )
 async def test_informational_features_kanalhub_does_not_use(kbroker: Broker) -> None:

@@ -1,4 +1,5 @@
-"""Events become contacts against the real broker and Valkey (DESIGN.md, Counting contacts)."""
+"""Events become contacts against the real broker and Valkey (docs/architecture.md, Counting
+contacts)."""
 
 from __future__ import annotations
 
