@@ -207,6 +207,38 @@ async def test_a_served_ticket_moves_the_counter_share_of_its_district(desk: Met
     assert elsewhere["total"] == 0
 
 
+async def _entry_usage(metrics: Metrics) -> tuple[str | None, dict[str, int]]:
+    """The centre's site and counter contacts on DAY, as GET /usage/entries/{id} reports them."""
+    response = await metrics.client.get(
+        f"/usage/entries/{CENTRE}",
+        params={"period": "day", "date": DAY.isoformat()},
+        headers=metrics.reader,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    return body["site_id"], body["channels"]["counter"]
+
+
+async def test_a_served_ticket_moves_its_entrys_usage_and_a_no_show_does_not(
+    desk: Metrics,
+) -> None:
+    assert (await _put_ticket(desk, served("q-0101"))).status_code == 201
+    assert (await _put_ticket(desk, no_show("q-0102"))).status_code == 201
+    await desk.wait_handled(2)
+    site, counter = await _entry_usage(desk)
+    assert site == "site-valby-medborgerhus"
+    assert counter == {"self_service": 0, "assisted": 1, "total": 1}
+
+
+async def test_a_day_file_replaces_the_entrys_usage_too(desk: Metrics) -> None:
+    assert (await _put_day(desk, [served("q-1"), served("q-2"), served("q-3")])).status_code == 202
+    await desk.wait_handled(1)
+    assert (await _entry_usage(desk))[1]["total"] == 3
+    assert (await _put_day(desk, [served("q-9")])).status_code == 202
+    await desk.wait_handled(2)
+    assert (await _entry_usage(desk))[1] == {"self_service": 0, "assisted": 1, "total": 1}
+
+
 async def test_a_no_show_counts_as_no_contact_but_as_a_no_show(desk: Metrics) -> None:
     assert (await _put_ticket(desk, no_show("q-0002"))).status_code == 201
     await desk.wait_handled(1)
