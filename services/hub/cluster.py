@@ -139,6 +139,18 @@ class Cluster:
             )
         )
 
+    async def counted_by_channel(self) -> dict[str, int]:
+        """Contacts the metrics service has counted per channel, all time."""
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.get(f"{self.url('metrics')}/metrics")
+        counted: dict[str, int] = {}
+        for family in text_string_to_metric_families(response.text):
+            for sample in family.samples:
+                if sample.name == "kanalhub_contacts_total":
+                    channel = sample.labels["channel"]
+                    counted[channel] = counted.get(channel, 0) + round(sample.value)
+        return counted
+
     async def settle(self, expected: int, within: float = 120.0, quiet: float = 3.0) -> int:
         """Wait until the count reaches ``expected``, then ``quiet`` seconds more (so that a
         count going past it is seen); returns the count."""

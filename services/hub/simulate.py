@@ -98,12 +98,15 @@ class Books:
     items_resent: int = 0
     """Batch items answered 5xx on their own, sent again in a later batch."""
     by_day: dict[dt.date, int] = field(default_factory=dict)
+    by_channel: dict[str, int] = field(default_factory=dict)
+    """Contacts accepted per channel (digital, phone, counter, kvik, mobile)."""
     _booked: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
 
-    def add(self, day: dt.date, contacts: int) -> None:
-        """Book ``contacts`` accepted on ``day``."""
+    def add(self, day: dt.date, contacts: int, channel: str) -> None:
+        """Book ``contacts`` accepted on ``day`` on ``channel``."""
         self.contacts += contacts
         self.by_day[day] = self.by_day.get(day, 0) + contacts
+        self.by_channel[channel] = self.by_channel.get(channel, 0) + contacts
 
     def accept_session(self, session: KioskSession, day: dt.date, status: int) -> None:
         """Book a session the hub answered ``status`` (201 or 200) for; a completed one is a
@@ -115,7 +118,7 @@ class Books:
         if status == 200:
             self.sessions_replayed += 1
         if session.outcome is SessionOutcome.COMPLETED:
-            self.add(day, 1)
+            self.add(day, 1, "kvik")
 
 
 @dataclass
@@ -259,7 +262,7 @@ class Simulator:
         self.books.desk_tickets += len(tickets)
         served = sum(1 for t in tickets if t.outcome is TicketOutcome.SERVED)
         self.books.desk_served += served
-        self.books.add(day, served)
+        self.books.add(day, served, "counter")
 
     async def _desk_ticket(self, entry_id: str, ticket: DeskTicket, day: dt.date) -> None:
         """One finished ticket on the live feed (idempotent by ticket id). A 409 means an
@@ -277,7 +280,7 @@ class Simulator:
         self.books.desk_tickets += 1
         if ticket.outcome is TicketOutcome.SERVED:
             self.books.desk_served += 1
-            self.books.add(day, 1)
+            self.books.add(day, 1, "counter")
 
     async def _mobile_visit(self, visit: MobileVisit, day: dt.date) -> None:
         """Log a visit that took place, then record its contacts (each idempotent by id)."""
@@ -309,7 +312,7 @@ class Simulator:
                 headers=self._planner,
             )
             self.books.mobile_contacts += 1
-            self.books.add(day, 1)
+            self.books.add(day, 1, "mobile")
 
     async def _upload(self, kiosk: Kiosk, sessions: list[KioskSession], day: dt.date) -> None:
         """Upload ``sessions`` as one batch; the items without a definitive answer (a 5xx of
@@ -359,7 +362,8 @@ class Simulator:
         }
         await self._post(f"{self._endpoints.metrics}/intake", body, self._ingest)
         self.books.intake_lines += len(lines)
-        self.books.add(day, sum(line.self_service + line.assisted for line in lines))
+        channel = "digital" if source == "digital_platform" else "phone"
+        self.books.add(day, sum(line.self_service + line.assisted for line in lines), channel)
 
     async def _post(
         self, url: str, body: dict[str, Any], headers: dict[str, str]

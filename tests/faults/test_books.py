@@ -57,7 +57,13 @@ async def _books_balance(cluster: Cluster, simulator: Simulator, task: asyncio.T
     assert books.desk_served > 0, books
     assert books.mobile_contacts > 0, books
     counted = await cluster.settle(books.contacts)
-    assert counted == books.contacts, await _outboxes(cluster)
+    if counted != books.contacts:
+        by_channel = await cluster.counted_by_channel()
+        raise AssertionError(
+            f"accepted {books.contacts}, counted {counted}; per channel accepted "
+            f"{dict(sorted(books.by_channel.items()))}, counted {dict(sorted(by_channel.items()))}"
+            f"; {await _outboxes(cluster)}"
+        )
 
 
 async def _outboxes(cluster: Cluster) -> str:
