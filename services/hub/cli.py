@@ -80,10 +80,14 @@ def serve(service: ServiceName) -> None:
     # re-raises the signal to whatever handler was there before, which would end the process
     # as "killed by SIGTERM" (143). A completed graceful shutdown is a clean exit: 0.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
+    from services.plumbing.header_limits import bounded_http_protocol
+
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
+        # httptools reads a request head of any size; this protocol answers 431 past a bound.
+        http=bounded_http_protocol(settings.max_header_bytes),
         log_config=None,  # our structlog configuration owns the log format
         access_log=False,
         timeout_graceful_shutdown=10,
@@ -312,6 +316,59 @@ def metrics_redrive(
 
     count = asyncio.run(redrive(MetricsSettings(), reason))
     console.print(f"re-published {count} dead letters")
+
+
+kvik_app = typer.Typer(help="KVIK operations.", no_args_is_help=True)
+app.add_typer(kvik_app, name="kvik")
+kvik_quarantine_app = typer.Typer(
+    help="Items the KVIK loops (sweeper, liveness, escalation) set aside: list, release, drop.",
+    no_args_is_help=True,
+)
+kvik_app.add_typer(kvik_quarantine_app, name="quarantine")
+
+
+@kvik_quarantine_app.command("list")
+def kvik_quarantine_list() -> None:
+    """Show every quarantined item, one a line: item, since, reason (tab-separated)."""
+    from services.kvik.commands import quarantine_list
+    from services.kvik.settings import KvikSettings
+
+    items = asyncio.run(quarantine_list(KvikSettings()))
+    if not items:
+        console.print("the quarantine is empty")
+        return
+    # Plain lines, not a table: the whole item id must survive a narrow terminal, for release
+    # and drop to take it (and for cut/grep).
+    for item in items:
+        typer.echo(f"{item.field}\t{item.at}\t{item.reason}")
+
+
+@kvik_quarantine_app.command("release")
+def kvik_quarantine_release(
+    item: Annotated[str, typer.Argument(help="The item as listed: <loop>:<id>.")],
+) -> None:
+    """Put an item back into its loop (after fixing the cause); it is tried next round."""
+    from services.kvik.commands import quarantine_release
+    from services.kvik.settings import KvikSettings
+
+    if not asyncio.run(quarantine_release(KvikSettings(), item)):
+        console.print(f"no quarantined item {item}")
+        raise typer.Exit(1)
+    console.print(f"released {item}")
+
+
+@kvik_quarantine_app.command("drop")
+def kvik_quarantine_drop(
+    item: Annotated[str, typer.Argument(help="The item as listed: <loop>:<id>.")],
+) -> None:
+    """Forget an item for good; a quarantined session's record is deleted with it."""
+    from services.kvik.commands import quarantine_drop
+    from services.kvik.settings import KvikSettings
+
+    if not asyncio.run(quarantine_drop(KvikSettings(), item)):
+        console.print(f"no quarantined item {item}")
+        raise typer.Exit(1)
+    console.print(f"dropped {item}")
 
 
 def main() -> None:

@@ -1,8 +1,10 @@
 """The kvik service's HTTP routes: parse, authorise, call the service, answer.
 
 Kiosks authenticate with their device token (``Authorization: Bearer kvk_...``), which also
-takes one token from the kiosk's rate-limit bucket. Administrators (``kvik:admin`` or
-``registry:write``) manage kiosks; staff (``kvik:staff`` or ``kvik:admin``) work the help queues.
+takes one token from the kiosk's rate-limit bucket. Only kiosk administrators (``kvik:admin``)
+register kiosks and issue, revoke or reinstate their tokens - a registry editor cannot, since a
+token is a kiosk's identity (docs/security.md has the role x route table); staff
+(``kvik:staff`` or ``kvik:admin``) work the help queues.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from services.kvik.schemas import (
     HeartbeatOut,
     HelpIn,
     HelpOut,
+    KioskAuditRecord,
     KioskCredentials,
     KioskIn,
     KioskOut,
@@ -37,6 +40,7 @@ from services.kvik.schemas import (
     SessionStepsIn,
 )
 from services.kvik.service import Kiosk, KvikService, invalid
+from services.kvik.token_failures import client_address, token_failures_limited
 from services.plumbing.auth import DEVICE_TOKEN_PREFIX, CurrentPrincipal, Principal, Role
 from services.plumbing.problems import FieldProblem, Problem, problem_responses
 
@@ -90,9 +94,11 @@ async def device_token(
 DeviceToken = Annotated[str, Depends(device_token)]
 
 
-async def current_kiosk(service: ServiceDep, token: DeviceToken) -> Kiosk:
-    """FastAPI dependency: the kiosk behind the device token (401), within its rate (429)."""
-    return await service.authenticate(token)
+async def current_kiosk(request: Request, service: ServiceDep, token: DeviceToken) -> Kiosk:
+    """FastAPI dependency: the kiosk behind the device token (401), within its rate (429);
+    429 also once the client address sent too many unknown tokens (``token_failures``)."""
+    async with token_failures_limited(service.store, service.settings, client_address(request)):
+        return await service.authenticate(token)
 
 
 CurrentKiosk = Annotated[Kiosk, Depends(current_kiosk)]
@@ -114,7 +120,8 @@ def _any_role(*roles: Role) -> Any:
     return principal_with_any_role
 
 
-Admin = Annotated[Principal, Depends(_any_role(Role.KVIK_ADMIN, Role.REGISTRY_WRITE))]
+# kvik:admin alone: whoever can issue a kiosk's token can act as that kiosk.
+Admin = Annotated[Principal, Depends(_any_role(Role.KVIK_ADMIN))]
 Staff = Annotated[Principal, Depends(_any_role(Role.KVIK_STAFF, Role.KVIK_ADMIN))]
 
 
@@ -139,14 +146,28 @@ async def get_kiosk(kiosk_id: str, service: ServiceDep, admin: Admin) -> KioskOu
 
 @router.post("/kiosks/{kiosk_id}/token", tags=["kiosks"], responses=ADMIN_PROBLEMS)
 async def rotate_token(kiosk_id: str, service: ServiceDep, admin: Admin) -> KioskCredentials:
-    """Issue a new device token; the old one is refused from now on."""
-    return await service.rotate(kiosk_id)
+    """Issue a new device token for an active kiosk; the old one is refused from now on. A
+    revoked kiosk is a 409: it comes back only through ``POST /kiosks/{id}/reinstate``."""
+    return await service.rotate(kiosk_id, admin.subject)
 
 
 @router.delete("/kiosks/{kiosk_id}/token", tags=["kiosks"], responses=ADMIN_PROBLEMS)
 async def revoke_token(kiosk_id: str, service: ServiceDep, admin: Admin) -> KioskOut:
-    """Revoke the kiosk's token: its next request is refused."""
-    return await service.revoke(kiosk_id)
+    """Revoke the kiosk's token: its next request is refused (recorded in its audit list)."""
+    return await service.revoke(kiosk_id, admin.subject)
+
+
+@router.post("/kiosks/{kiosk_id}/reinstate", tags=["kiosks"], responses=ADMIN_PROBLEMS)
+async def reinstate_kiosk(kiosk_id: str, service: ServiceDep, admin: Admin) -> KioskCredentials:
+    """Bring a revoked kiosk back with a new device token (in this answer only); recorded with
+    the administrator and the time in the kiosk's audit list. A kiosk not revoked is a 409."""
+    return await service.reinstate(kiosk_id, admin.subject)
+
+
+@router.get("/kiosks/{kiosk_id}/audit", tags=["kiosks"], responses=ADMIN_PROBLEMS)
+async def kiosk_audit(kiosk_id: str, service: ServiceDep, admin: Admin) -> list[KioskAuditRecord]:
+    """Who rotated, revoked or reinstated the kiosk's token, and when; oldest first."""
+    return await service.kiosk_audit(kiosk_id)
 
 
 @router.post("/kiosks/{kiosk_id}/heartbeat", tags=["kiosks"], responses=KIOSK_PROBLEMS)
@@ -243,7 +264,8 @@ async def post_session(request: Request) -> Response:
     token = await device_token(await _device_scheme(request))
     body = await _session_body(request)
     service: KvikService = request.app.state.kvik
-    status, result = await service.record_with_token(token, body)
+    async with token_failures_limited(service.store, service.settings, client_address(request)):
+        status, result = await service.record_with_token(token, body)
     # The stored result is already the SessionResult's JSON: sent as it is, not re-encoded.
     return Response(result, status_code=status, media_type="application/json")
 

@@ -34,3 +34,15 @@ HELP_ESCALATED = Counter(
     "kanalhub_kvik_help_escalated_total",
     "Help requests moved to the contact centre because no one took them in time.",
 )
+QUARANTINED = Counter(
+    "kanalhub_kvik_quarantined_total",
+    "Items a periodic loop (sweeper, liveness, escalation) could not process and set aside "
+    "for an operator (kanalhub kvik quarantine list), by loop.",
+    ["loop"],
+)
+TOKEN_FAILURES = Counter(
+    "kanalhub_kvik_device_token_failures_total",
+    "Requests with an unknown device token, by answer: 401, or 429 once the client address "
+    "is past its limit of failed attempts per minute.",
+    ["answer"],
+)

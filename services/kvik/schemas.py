@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
 from services.contracts.payloads.base import Code, Id
 from services.contracts.reference import Channel, District, HelpChannel, SessionOutcome
+from services.plumbing.edge_models import EdgeModel
 
 MAX_STEPS = 200
 """More screens than any real session passes; bounds what one session can make us store."""
@@ -22,10 +23,11 @@ Steps = Annotated[list[Code], Field(max_length=MAX_STEPS)]
 SoftwareVersion = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,39}$")]
 
 
-class Edge(BaseModel):
-    """Closed: an unknown field is a client bug, refused with 422 rather than ignored."""
-
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+class Edge(EdgeModel):
+    """Closed: an unknown field is a client bug, refused with 422 rather than ignored. Every
+    string is checked by the CPR guard as the body is parsed (see ``EdgeModel``): a streamed
+    step or a heartbeat is stored before any event is built, so the event's own guard would come
+    too late."""
 
 
 class SessionIn(Edge):
@@ -145,6 +147,18 @@ class KioskOut(BaseModel):
     software_version: str | None = None
     state: str | None = None
     last_seen: str | None = None
+    token_issued_at: str | None = None
+    """When the current device token was issued (registration, rotation or reinstatement);
+    the token itself is shown only once, in the answer that issued it."""
+
+
+class KioskAuditRecord(BaseModel):
+    """One administrator's change to a kiosk's token."""
+
+    action: Literal["rotate", "revoke", "reinstate"]
+    actor: str
+    """Who did it: the administrator's subject as the service stores people."""
+    at: str
 
 
 class KioskCredentials(BaseModel):

@@ -13,14 +13,16 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from services.contracts import EncodedEvent, EventType, HelpRequested, SessionOutcome
+from services.contracts.guard import find_cpr
 from services.contracts.reference import EntryKind, EntryStatus, HelpChannel
-from services.kvik import domain, metrics
+from services.kvik import domain, metrics, quarantine
 from services.kvik.schemas import (
     BatchResult,
     HeartbeatOut,
     HelpIn,
     HelpOut,
     ItemResult,
+    KioskAuditRecord,
     KioskCredentials,
     KioskOut,
     KioskState,
@@ -112,6 +114,13 @@ def _not_own(kiosk_id: str) -> Problem:
         "Not your kiosk",
         detail="A kiosk may only post for itself; kiosk_id must be the token's kiosk.",
     )
+
+
+def _audit(action: str, actor: str, now: dt.datetime) -> str:
+    """One audit record of an administrator's token change, as stored (JSON)."""
+    return KioskAuditRecord.model_validate(
+        {"action": action, "actor": actor, "at": now.isoformat()}
+    ).model_dump_json()
 
 
 def _inactive() -> Problem:
@@ -254,21 +263,65 @@ class KvikService:
                 )
         raise Problem(409, "changed-meanwhile", "Changed meanwhile", detail="Try again.")
 
-    async def rotate(self, kiosk_id: str) -> KioskCredentials:
-        """A new token for a kiosk; the old one stops working at once."""
+    async def rotate(self, kiosk_id: str, actor: str) -> KioskCredentials:
+        """A new token for an active kiosk; the old one stops working at once. A revoked kiosk
+        is refused (409): it comes back only through :meth:`reinstate`."""
         token = new_device_token()
-        if await self.store.rotate_token(kiosk_id, hash_device_token(token)) != "ok":
+        now = self.clock()
+        outcome = await self.store.rotate_token(
+            kiosk_id, hash_device_token(token), now, _audit("rotate", actor, now)
+        )
+        if outcome == "revoked":
+            raise Problem(
+                409,
+                "kiosk-revoked",
+                "Kiosk revoked",
+                detail=f"Kiosk {kiosk_id} is revoked; reinstate it "
+                f"(POST /kiosks/{kiosk_id}/reinstate) to issue a new token.",
+            )
+        if outcome != "ok":
             raise Problem(404, None, "Not Found", detail=f"No kiosk {kiosk_id}.")
         view = await self.kiosk(kiosk_id)
         return KioskCredentials(
             kiosk_id=kiosk_id, entry_id=view.entry_id, district=view.district, token=token
         )
 
-    async def revoke(self, kiosk_id: str) -> KioskOut:
+    async def reinstate(self, kiosk_id: str, actor: str) -> KioskCredentials:
+        """Bring a revoked kiosk back with a new token, recorded in its audit list; a kiosk
+        that is not revoked is a 409."""
+        token = new_device_token()
+        now = self.clock()
+        outcome = await self.store.reinstate(
+            kiosk_id, hash_device_token(token), now, _audit("reinstate", actor, now)
+        )
+        if outcome == "active":
+            raise Problem(
+                409,
+                "kiosk-active",
+                "Kiosk not revoked",
+                detail=f"Kiosk {kiosk_id} is active; only a revoked kiosk is reinstated.",
+            )
+        if outcome != "ok":
+            raise Problem(404, None, "Not Found", detail=f"No kiosk {kiosk_id}.")
+        view = await self.kiosk(kiosk_id)
+        return KioskCredentials(
+            kiosk_id=kiosk_id, entry_id=view.entry_id, district=view.district, token=token
+        )
+
+    async def revoke(self, kiosk_id: str, actor: str) -> KioskOut:
         """Revoke a kiosk's token: refused from the next request on."""
-        if await self.store.revoke(kiosk_id) != "ok":
+        now = self.clock()
+        if await self.store.revoke(kiosk_id, _audit("revoke", actor, now)) != "ok":
             raise Problem(404, None, "Not Found", detail=f"No kiosk {kiosk_id}.")
         return await self.kiosk(kiosk_id)
+
+    async def kiosk_audit(self, kiosk_id: str) -> list[KioskAuditRecord]:
+        """The administrators' token changes of a kiosk, oldest first (404 for no kiosk)."""
+        await self.kiosk(kiosk_id)
+        return [
+            KioskAuditRecord.model_validate_json(item)
+            for item in await self.store.kiosk_audit(kiosk_id)
+        ]
 
     async def kiosk(self, kiosk_id: str) -> KioskOut:
         """One kiosk as administrators see it."""
@@ -286,6 +339,7 @@ class KvikService:
             software_version=raw.get("software_version"),
             state=raw.get("state"),
             last_seen=raw.get("last_seen"),
+            token_issued_at=raw.get("token_issued_at", raw["registered_at"]),
         )
 
     async def heartbeat(self, kiosk: Kiosk, kiosk_id: str, body: KioskState) -> HeartbeatOut:
@@ -326,29 +380,41 @@ class KvikService:
             seconds=self.settings.heartbeat_interval_seconds * self.settings.missed_heartbeats
         )
         cutoff = now - silence
-        flipped = 0
-        for kiosk_id, seen_ms in await self.store.silent_kiosks(cutoff):
-            raw = await self.store.kiosk(kiosk_id)
-            if raw is None or raw.get("online") != "1":
-                continue
-            entry = await self.store.entry(raw["entry_id"])
-            if entry is None or entry.hours is None:
-                continue  # without opening hours no one can say the kiosk should be up
-            last_seen = dt.datetime.fromtimestamp(seen_ms / 1000, dt.UTC)
-            if not domain.offline_due(last_seen, now, silence, entry.hours):
-                continue
-            event = domain.kiosk_event(
-                EventType.KVIK_KIOSK_OFFLINE,
-                kiosk_id,
-                raw["entry_id"],
-                entry.district or raw["district"],
-                now,
-                self.source,
-            )
-            if await self.store.mark_offline(kiosk_id, cutoff, event):
-                metrics.KIOSK_TRANSITIONS.labels("offline").inc()
-                flipped += 1
-        return flipped
+        silent = dict(await self.store.silent_kiosks(cutoff))
+
+        async def check(item: quarantine.Item) -> bool:
+            return await self._check_liveness(item.member, silent[item.member], now, cutoff)
+
+        # Each kiosk on its own: one whose record cannot be read is quarantined, not the round.
+        items = [quarantine.Item(kiosk_id, self.store.seen_key) for kiosk_id in silent]
+        return await quarantine.each(self.store, quarantine.Loop.LIVENESS, items, check, self.clock)
+
+    async def _check_liveness(
+        self, kiosk_id: str, seen_ms: int, now: dt.datetime, cutoff: dt.datetime
+    ) -> bool:
+        """Flip one silent kiosk offline if it is due; True if this call flipped it."""
+        silence = now - cutoff
+        raw = await self.store.kiosk(kiosk_id)
+        if raw is None or raw.get("online") != "1":
+            return False
+        entry = await self.store.entry(raw["entry_id"])
+        if entry is None or entry.hours is None:
+            return False  # without opening hours no one can say the kiosk should be up
+        last_seen = dt.datetime.fromtimestamp(seen_ms / 1000, dt.UTC)
+        if not domain.offline_due(last_seen, now, silence, entry.hours):
+            return False
+        event = domain.kiosk_event(
+            EventType.KVIK_KIOSK_OFFLINE,
+            kiosk_id,
+            raw["entry_id"],
+            entry.district or raw["district"],
+            now,
+            self.source,
+        )
+        if not await self.store.mark_offline(kiosk_id, cutoff, event):
+            return False
+        metrics.KIOSK_TRANSITIONS.labels("offline").inc()
+        return True
 
     # --- sessions: one call and batch ---------------------------------------------------------
 
@@ -728,47 +794,59 @@ class KvikService:
         """Abandon the sessions idle for the timeout; returns how many this call abandoned.
 
         Two sweepers may see the same idle session; the store's claim script lets exactly one
-        of them end it and stage the abandoned event.
+        of them end it and stage the abandoned event. Each session on its own: one that cannot
+        be ended (a record that does not parse, an event its own guard refuses) is quarantined
+        and the others are still swept.
         """
         now = now or self.clock()
         cutoff = now - dt.timedelta(seconds=self.settings.idle_timeout_seconds)
-        abandoned = 0
-        for session_id in await self.store.idle_sessions(cutoff):
-            stored = await self.store.session(session_id)
-            if stored.get("state") != "open" or not stored.get("start_fp"):
-                await self.store.drop_orphan(session_id, stored.get("rev", ""), cutoff)
-                continue
-            kiosk = await self.store.kiosk(stored["kiosk_id"])
-            entry = await self.store.entry(stored["entry_id"])
-            district = (entry.district if entry else "") or (kiosk or {}).get("district", "")
-            started_at = dt.datetime.fromisoformat(stored["started_at"])
-            last_ms = int(stored.get("last_at_ms", "0"))
-            ended_at = max(started_at, dt.datetime.fromtimestamp(last_ms / 1000, dt.UTC))
-            streamed = {int(k[2:]): v for k, v in stored.items() if k.startswith("s:")}
-            session = domain.Session(
-                session_id=session_id,
-                kiosk_id=stored["kiosk_id"],
-                service=stored["service"],
-                started_at=started_at,
-                ended_at=ended_at,
-                steps=domain.merge_steps(streamed, None),
-                outcome=SessionOutcome.ABANDONED,
-                help=HelpChannel.NONE,
-            )
-            event = domain.session_event(session, stored["entry_id"], district, self.source)
-            result = dumps(
-                {
-                    "session_id": session_id,
-                    "outcome": SessionOutcome.ABANDONED.value,
-                    "event_id": str(event.id),
-                    "district": district,
-                    "entry_id": stored["entry_id"],
-                }
-            )
-            if await self.store.abandon(session_id, stored["rev"], cutoff, result, event):
-                metrics.SESSIONS.labels("sweeper", "created").inc()
-                abandoned += 1
-        return abandoned
+        items = [
+            quarantine.Item(session_id, self.store.open_key, self.store.session_key(session_id))
+            for session_id in await self.store.idle_sessions(cutoff)
+        ]
+
+        async def sweep(item: quarantine.Item) -> bool:
+            return await self._sweep(item.member, cutoff)
+
+        return await quarantine.each(self.store, quarantine.Loop.SWEEPER, items, sweep, self.clock)
+
+    async def _sweep(self, session_id: str, cutoff: dt.datetime) -> bool:
+        """Abandon one idle session (or forget one that never started); True if abandoned."""
+        stored = await self.store.session(session_id)
+        if stored.get("state") != "open" or not stored.get("start_fp"):
+            await self.store.drop_orphan(session_id, stored.get("rev", ""), cutoff)
+            return False
+        kiosk = await self.store.kiosk(stored["kiosk_id"])
+        entry = await self.store.entry(stored["entry_id"])
+        district = (entry.district if entry else "") or (kiosk or {}).get("district", "")
+        started_at = dt.datetime.fromisoformat(stored["started_at"])
+        last_ms = int(stored.get("last_at_ms", "0"))
+        ended_at = max(started_at, dt.datetime.fromtimestamp(last_ms / 1000, dt.UTC))
+        streamed = {int(k[2:]): v for k, v in stored.items() if k.startswith("s:")}
+        session = domain.Session(
+            session_id=session_id,
+            kiosk_id=stored["kiosk_id"],
+            service=stored["service"],
+            started_at=started_at,
+            ended_at=ended_at,
+            steps=domain.merge_steps(streamed, None),
+            outcome=SessionOutcome.ABANDONED,
+            help=HelpChannel.NONE,
+        )
+        event = domain.session_event(session, stored["entry_id"], district, self.source)
+        result = dumps(
+            {
+                "session_id": session_id,
+                "outcome": SessionOutcome.ABANDONED.value,
+                "event_id": str(event.id),
+                "district": district,
+                "entry_id": stored["entry_id"],
+            }
+        )
+        if not await self.store.abandon(session_id, stored["rev"], cutoff, result, event):
+            return False
+        metrics.SESSIONS.labels("sweeper", "created").inc()
+        return True
 
     # --- staff help ---------------------------------------------------------------------------
 
@@ -826,6 +904,18 @@ class KvikService:
 
     async def take(self, help_id: str, staff: str) -> HelpOut:
         """Staff take a waiting request; the wait until now is measured (the time-to-help KPI)."""
+        if find_cpr(staff) is not None:
+            # The token's subject is stored with the request and shown to staff: the CPR guard
+            # holds for identity claims as for bodies.
+            raise invalid(
+                [
+                    FieldProblem(
+                        field="token.sub",
+                        message="looks like a CPR number; staff tokens must carry a "
+                        "pseudonymous subject",
+                    )
+                ]
+            )
         for _ in range(_ATTEMPTS):
             raw = await self.store.help_request(help_id)
             if not raw:
@@ -858,12 +948,23 @@ class KvikService:
         for queue in domain.queue_names():
             if queue == domain.CONTACT_CENTRE_QUEUE:
                 continue
-            for help_id in await self.store.overdue_help(queue, cutoff):
-                if await self.store.escalate(
-                    help_id, queue, domain.CONTACT_CENTRE_QUEUE, to_ms(cutoff)
+
+            async def escalate(item: quarantine.Item, queue: str = queue) -> bool:
+                if not await self.store.escalate(
+                    item.member, queue, domain.CONTACT_CENTRE_QUEUE, to_ms(cutoff)
                 ):
-                    metrics.HELP_ESCALATED.inc()
-                    moved += 1
+                    return False
+                metrics.HELP_ESCALATED.inc()
+                return True
+
+            # Each request on its own: one whose record breaks the move is quarantined.
+            items = [
+                quarantine.Item(help_id, self.store.queue_key(queue))
+                for help_id in await self.store.overdue_help(queue, cutoff)
+            ]
+            moved += await quarantine.each(
+                self.store, quarantine.Loop.ESCALATION, items, escalate, self.clock
+            )
         return moved
 
 

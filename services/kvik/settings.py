@@ -44,6 +44,9 @@ class KvikSettings(ServiceSettings):
     """Requests per second a kiosk may make on average (token bucket refill rate)."""
     rate_burst: int = Field(default=100, ge=1)
     """Requests a kiosk may make at once (token bucket size); a backlog upload is one request."""
+    failed_token_attempts_per_minute: int = Field(default=20, ge=1, le=10_000)
+    """Unknown device tokens one client address may send per minute before it is answered 429
+    (shared by the replicas through Redis); a valid token is never held back."""
 
     # Staff help.
     help_escalate_after_seconds: float = Field(default=120.0, gt=0)

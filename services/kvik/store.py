@@ -9,13 +9,23 @@ Keys (under ``<prefix>:kvik:``):
   ``registered_at``, ``online`` (1/0, absent before the first heartbeat), ``software_version``,
   ``state``, ``last_seen``. ``kiosks`` - set of the ids. ``token:<sha256>`` - the kiosk id a
   device token belongs to (deleted on rotation and revocation, so a revoked token fails at once).
+  ``kiosk:<id>`` also has ``token_issued_at`` once a token was rotated or reinstated.
+- ``kiosk-audit:<id>`` - list of JSON records ``{action, actor, at}`` of the administrators'
+  token changes (rotate, revoke, reinstate), oldest first, the last 1,000 kept.
 - ``rate:<kiosk>`` - the kiosk's token bucket (``tokens``, ``ts``).
+- ``token-failures:<address>`` - failed device-token attempts from one client address in the
+  current window (a counter that expires with its window; ``token_failures.py``).
 - ``heartbeats`` - sorted set kiosk -> time of its last heartbeat (ms), for the liveness monitor.
 - ``session:<id>`` - hash: ``state`` (open/ended), ``kiosk_id``, ``entry_id``, ``service``,
   ``started_at``, ``start_fp``, ``last_at_ms`` (the kiosk's latest time), ``s:<seq>`` (streamed
   steps), ``rev`` (raised by every change), ``fingerprint`` and ``result`` once ended.
 - ``open`` - sorted set session -> last activity (ms): what the idle sweeper looks at.
 - ``help:<id>`` - hash of a help request; ``helpq:<queue>`` - sorted set of waiting requests.
+- ``quarantine`` - hash ``<loop>:<item>`` -> JSON ``{loop, item, reason, at, set, score,
+  record}``: what a periodic loop (sweeper, liveness, escalation) could not process, moved out
+  of the sorted set it came from (``set``, with its ``score``) so it cannot fail every round
+  again; ``record`` is the key an operator's drop deletes ("" for none). Never the offending
+  value, only why.
 
 Every write that publishes an event is one Lua script that checks the current state, changes it
 and XADDs the event to the outbox (``Outbox.entry`` gives the fields): state and event commit
@@ -277,24 +287,48 @@ return 'ok'
 """
 )
 
-# KEYS kiosk, new token. A new token replaces the old one (and reactivates a revoked kiosk).
-_ROTATE = """
-local old = redis.call('HGET', KEYS[1], 'token_hash')
+_AUDIT_KEPT = 1000
+"""Audit records kept per kiosk (the newest)."""
+
+# KEYS kiosk, new token, audit. ARGV kiosk, token hash, base, now, audit record. A new token
+# replaces the old one of an active kiosk; a revoked kiosk stays revoked ('revoked'): it comes
+# back only through the explicit, audited reinstate.
+_ROTATE = f"""
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown' end
-if old then redis.call('DEL', ARGV[3] .. 'token:' .. old) end
-redis.call('HSET', KEYS[1], 'token_hash', ARGV[2], 'status', 'active')
+local k = redis.call('HMGET', KEYS[1], 'status', 'token_hash')
+if k[1] ~= 'active' then return 'revoked' end
+if k[2] then redis.call('DEL', ARGV[3] .. 'token:' .. k[2]) end
+redis.call('HSET', KEYS[1], 'token_hash', ARGV[2], 'token_issued_at', ARGV[4])
 redis.call('SET', KEYS[2], ARGV[1])
+redis.call('RPUSH', KEYS[3], ARGV[5])
+redis.call('LTRIM', KEYS[3], -{_AUDIT_KEPT}, -1)
 return 'ok'
 """
 
-# KEYS kiosk, seen.
-_REVOKE = """
+# KEYS kiosk, new token, audit. ARGV kiosk, token hash, base, now, audit record. Only a revoked
+# kiosk is reinstated ('active' otherwise), with a new token.
+_REINSTATE = f"""
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown' end
-local old = redis.call('HGET', KEYS[1], 'token_hash')
-if old then redis.call('DEL', ARGV[2] .. 'token:' .. old) end
+if redis.call('HGET', KEYS[1], 'status') ~= 'revoked' then return 'active' end
+redis.call('HSET', KEYS[1], 'token_hash', ARGV[2], 'token_issued_at', ARGV[4], 'status', 'active')
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('RPUSH', KEYS[3], ARGV[5])
+redis.call('LTRIM', KEYS[3], -{_AUDIT_KEPT}, -1)
+return 'ok'
+"""
+
+# KEYS kiosk, seen, audit. ARGV kiosk, base, audit record (written when the kiosk was active).
+_REVOKE = f"""
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown' end
+local k = redis.call('HMGET', KEYS[1], 'status', 'token_hash')
+if k[2] then redis.call('DEL', ARGV[2] .. 'token:' .. k[2]) end
 redis.call('HDEL', KEYS[1], 'token_hash')
 redis.call('HSET', KEYS[1], 'status', 'revoked')
 redis.call('ZREM', KEYS[2], ARGV[1])
+if k[1] == 'active' then
+  redis.call('RPUSH', KEYS[3], ARGV[3])
+  redis.call('LTRIM', KEYS[3], -{_AUDIT_KEPT}, -1)
+end
 return 'ok'
 """
 
@@ -403,6 +437,37 @@ redis.call('HSET', KEYS[1], 'queue', ARGV[2], 'escalated', '1')
 return 1
 """
 
+# Move an item a loop could not process out of its sorted set into the quarantine: KEYS set,
+# quarantine. ARGV member, field, entry JSON (without the score). 1 if this call moved it (a
+# replica that failed on the same item meanwhile finds it gone: the item is quarantined once).
+_QUARANTINE = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+local entry = cjson.decode(ARGV[3])
+entry['score'] = score
+redis.call('HSET', KEYS[2], ARGV[2], cjson.encode(entry))
+return 1
+"""
+
+# Put a quarantined item back where it came from: KEYS set, quarantine. ARGV field, the entry
+# as read (refused if it changed meanwhile), member, score.
+_RELEASE = """
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+"""
+
+# Forget a quarantined item and delete its record: KEYS quarantine, record (or the quarantine
+# again when there is none). ARGV field, the entry as read.
+_DROP_QUARANTINED = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+if KEYS[2] ~= KEYS[1] then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
@@ -469,6 +534,7 @@ class KvikStore:
         self._register = redis.register_script(_REGISTER)
         self._rotate = redis.register_script(_ROTATE)
         self._revoke = redis.register_script(_REVOKE)
+        self._reinstate = redis.register_script(_REINSTATE)
         self._heartbeat = redis.register_script(_HEARTBEAT)
         self._offline = redis.register_script(_OFFLINE)
         self._entry = redis.register_script(_ENTRY)
@@ -476,6 +542,9 @@ class KvikStore:
         self._help = redis.register_script(_HELP)
         self._take = redis.register_script(_TAKE)
         self._escalate = redis.register_script(_ESCALATE)
+        self._quarantine = redis.register_script(_QUARANTINE)
+        self._release = redis.register_script(_RELEASE)
+        self._drop_quarantined = redis.register_script(_DROP_QUARANTINED)
 
     # --- key names ----------------------------------------------------------------------------
 
@@ -511,9 +580,17 @@ class KvikStore:
         """The ids of every kiosk."""
         return self.key("kiosks")
 
+    def kiosk_audit_key(self, kiosk_id: str) -> str:
+        """The administrators' token changes of one kiosk."""
+        return self.key("kiosk-audit", kiosk_id)
+
     def token_key(self, token_hash: str) -> str:
         """Which kiosk a device token (by hash) belongs to."""
         return self.key("token", token_hash)
+
+    def token_failures_key(self, address: str) -> str:
+        """Failed device-token attempts from one client address in the current window."""
+        return self.key("token-failures", address)
 
     @property
     def seen_key(self) -> str:
@@ -536,6 +613,11 @@ class KvikStore:
     def queue_key(self, queue: str) -> str:
         """The waiting help requests of one queue, by request time."""
         return self.key("helpq", queue)
+
+    @property
+    def quarantine_key(self) -> str:
+        """Items the periodic loops could not process, set aside for an operator."""
+        return self.key("quarantine")
 
     def _event_args(self, event: CloudEvent | EncodedEvent) -> list[bytes]:
         if isinstance(event, EncodedEvent):
@@ -629,6 +711,17 @@ class KvikStore:
             return KioskAuth(parts[0])
         return KioskAuth(parts[0], parts[1], parts[2], parts[3], int(parts[4]))
 
+    async def count_token_failure(self, address: str, window_ms: int) -> tuple[int, int]:
+        """One more failed device-token attempt from ``address``: the attempts in the current
+        window (which the first one opens) and the milliseconds left in it."""
+        key = self.token_failures_key(address)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.pexpire(key, window_ms, nx=True)
+            pipe.pttl(key)
+            count, _, left = await pipe.execute()
+        return int(count), max(0, int(left))
+
     async def register_kiosk(
         self,
         kiosk_id: str,
@@ -658,20 +751,47 @@ class KvikStore:
         )
         return _text(reply)
 
-    async def rotate_token(self, kiosk_id: str, token_hash: str) -> str:
-        """Replace a kiosk's token (the old one stops working at once): ok or unknown."""
+    async def rotate_token(
+        self, kiosk_id: str, token_hash: str, now: dt.datetime, audit: str
+    ) -> str:
+        """Replace an active kiosk's token (the old one stops working at once) and append
+        ``audit`` to its audit list: ok, unknown or revoked."""
         reply = await self._rotate(
-            keys=[self.kiosk_key(kiosk_id), self.token_key(token_hash)],
-            args=[kiosk_id, token_hash, self.base],
+            keys=[
+                self.kiosk_key(kiosk_id),
+                self.token_key(token_hash),
+                self.kiosk_audit_key(kiosk_id),
+            ],
+            args=[kiosk_id, token_hash, self.base, now.isoformat(), audit],
         )
         return _text(reply)
 
-    async def revoke(self, kiosk_id: str) -> str:
-        """Revoke a kiosk's token: ok or unknown."""
-        reply = await self._revoke(
-            keys=[self.kiosk_key(kiosk_id), self.seen_key], args=[kiosk_id, self.base]
+    async def reinstate(self, kiosk_id: str, token_hash: str, now: dt.datetime, audit: str) -> str:
+        """Bring a revoked kiosk back with a new token and append ``audit`` to its audit
+        list: ok, unknown or active (it was not revoked)."""
+        reply = await self._reinstate(
+            keys=[
+                self.kiosk_key(kiosk_id),
+                self.token_key(token_hash),
+                self.kiosk_audit_key(kiosk_id),
+            ],
+            args=[kiosk_id, token_hash, self.base, now.isoformat(), audit],
         )
         return _text(reply)
+
+    async def revoke(self, kiosk_id: str, audit: str) -> str:
+        """Revoke a kiosk's token (``audit`` appended when it was active): ok or unknown."""
+        reply = await self._revoke(
+            keys=[self.kiosk_key(kiosk_id), self.seen_key, self.kiosk_audit_key(kiosk_id)],
+            args=[kiosk_id, self.base, audit],
+        )
+        return _text(reply)
+
+    async def kiosk_audit(self, kiosk_id: str) -> list[str]:
+        """The kiosk's audit records (JSON), oldest first."""
+        return [
+            _text(item) for item in await self.redis.lrange(self.kiosk_audit_key(kiosk_id), 0, -1)
+        ]
 
     async def kiosk(self, kiosk_id: str) -> dict[str, str] | None:
         """One kiosk's hash, or None."""
@@ -987,6 +1107,62 @@ class KvikStore:
             args=[from_queue, to_queue, cutoff, help_id],
         )
         return bool(int(reply))
+
+    # --- quarantine ---------------------------------------------------------------------------
+
+    async def quarantine(
+        self, *, loop: str, item: str, set_key: str, record_key: str, reason: str, at: dt.datetime
+    ) -> bool:
+        """Move ``item`` out of ``set_key`` into the quarantine; True if this call moved it."""
+        entry = {
+            "loop": loop,
+            "item": item,
+            "reason": reason,
+            "at": at.astimezone(dt.UTC).isoformat(),
+            "set": set_key,
+            "record": record_key,
+        }
+        reply = await self._quarantine(
+            keys=[set_key, self.quarantine_key],
+            args=[item, quarantine_field(loop, item), dumps(entry)],
+        )
+        return bool(int(reply))
+
+    async def quarantined(self) -> dict[str, dict[str, str]]:
+        """Every quarantined item by its field (``<loop>:<item>``), as stored."""
+        raw = _texts(await self.redis.hgetall(self.quarantine_key))
+        return {field: _quarantine_entry(value) for field, value in raw.items()}
+
+    async def release(self, field: str) -> bool:
+        """Put a quarantined item back into its loop's set; False if there is no such item."""
+        raw = await self.redis.hget(self.quarantine_key, field)
+        if raw is None:
+            return False
+        entry = _quarantine_entry(_text(raw))
+        reply = await self._release(
+            keys=[entry["set"], self.quarantine_key],
+            args=[field, raw, entry["item"], entry["score"]],
+        )
+        return bool(int(reply))
+
+    async def drop_quarantined(self, field: str) -> bool:
+        """Forget a quarantined item and delete its record, if it names one; False if there is
+        no such item."""
+        raw = await self.redis.hget(self.quarantine_key, field)
+        if raw is None:
+            return False
+        record = _quarantine_entry(_text(raw)).get("record") or self.quarantine_key
+        reply = await self._drop_quarantined(keys=[self.quarantine_key, record], args=[field, raw])
+        return bool(int(reply))
+
+
+def quarantine_field(loop: str, item: str) -> str:
+    """The quarantine hash's field of one loop's item."""
+    return f"{loop}:{item}"
+
+
+def _quarantine_entry(raw: str) -> dict[str, str]:
+    return {str(k): str(v) for k, v in json.loads(raw).items()}
 
 
 def _outcome(reply: Any) -> Outcome:

@@ -3,8 +3,9 @@ Grafana. Server-rendered (a Jinja template, charts as inline SVG drawn here), no
 refreshing itself every 30 seconds; every chart's numbers are also in a table. Danish by
 default, English with ``?lang=en``.
 
-It shows aggregate figures only (no personal data exists in the hub); operators who do not
-want it public switch it off with ``KANALHUB_METRICS_DASHBOARD_PAGE=false``.
+It shows aggregate figures only (no personal data exists in the hub). Who may see it is
+configuration (``KANALHUB_METRICS_PUBLIC_PAGE``: open, protected or off; ``page_access.py`` and
+docs/security.md, "Public surfaces").
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from redis.asyncio import Redis
 from services.contracts import Channel, ContactMode, District
 from services.metrics import domain, figures, needs, tickets
 from services.metrics.forecast import Forecast, Outlook
+from services.metrics.page_access import PageAllowed
 from services.metrics.place_usage import EntryUsage, UsageFilter
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import MetricsStore
@@ -434,12 +436,10 @@ def _polyline(points: list[WeekPoint]) -> list[tuple[float, float]]:
 
 @router.get("/", response_class=HTMLResponse)
 async def dashboard(
-    request: Request, lang: Annotated[Literal["da", "en"], Query()] = "da"
+    request: Request, _allowed: PageAllowed, lang: Annotated[Literal["da", "en"], Query()] = "da"
 ) -> HTMLResponse:
-    """The dashboard page (no role needed: aggregate figures only)."""
+    """The dashboard page: open, protected (``metrics:read``) or off, by configuration."""
     settings: MetricsSettings = request.app.state.settings
-    if not settings.dashboard_page:
-        return HTMLResponse("Not Found", status_code=404)
     html = await render_page(
         request.app.state.metrics_store,
         request.app.state.runtime.redis,

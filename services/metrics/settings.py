@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from enum import StrEnum
 from typing import ClassVar
 
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.contracts import Channel
-from services.plumbing.settings import ServiceSettings
+from services.plumbing.settings import Environment, ServiceSettings
 
 DEFAULT_UNIT_COSTS_DKK: dict[Channel, float] = {
     Channel.DIGITAL: 5.0,
@@ -31,6 +32,14 @@ DEFAULT_TARGET_DEADLINE = dt.date(2029, 12, 31)
 """The last day of the city council's 2026-2029 term: targets with a date are set per council
 term, and it lies within the forecast's default horizon (docs/metrics.md, "Target and
 deadline")."""
+
+
+class PublicPage(StrEnum):
+    """Who may see the built-in dashboard page."""
+
+    OPEN = "open"
+    PROTECTED = "protected"
+    OFF = "off"
 
 
 class MetricsSettings(ServiceSettings):
@@ -57,7 +66,12 @@ class MetricsSettings(ServiceSettings):
     target_deadline: dt.date = DEFAULT_TARGET_DEADLINE
     """The day by which to reach it (``KANALHUB_METRICS_TARGET_DEADLINE=2029-12-31``)."""
     dashboard_page: bool = True
-    """Serve the built-in dashboard page at ``/`` (aggregate figures, no role needed)."""
+    """Serve the built-in dashboard page at ``/`` at all (``false`` is the same as
+    ``public_page=off``)."""
+    public_page: PublicPage | None = None
+    """Who may see the dashboard page (``KANALHUB_METRICS_PUBLIC_PAGE``): ``open`` (no token),
+    ``protected`` (a ``metrics:read`` token, as the API) or ``off`` (404). Unset: open in
+    development and test, protected in production (docs/security.md, "Public surfaces")."""
     forecast_weeks: int = Field(default=52, ge=4, le=260)
     """How many past weeks the forecast fits."""
     prometheus_entries: int = Field(default=300, ge=0, le=5000)
@@ -88,6 +102,17 @@ class MetricsSettings(ServiceSettings):
             except ValueError:
                 raise ValueError("the deadline is a calendar day, YYYY-MM-DD") from None
         return value
+
+    @property
+    def page_access(self) -> PublicPage:
+        """Who may see the page: as configured, else open outside production."""
+        if not self.dashboard_page:
+            return PublicPage.OFF
+        if self.public_page is not None:
+            return self.public_page
+        if self.hub.environment is Environment.PRODUCTION:
+            return PublicPage.PROTECTED
+        return PublicPage.OPEN
 
     def unit_cost(self, channel: Channel) -> float:
         """The configured cost of one contact on ``channel``."""

@@ -1,8 +1,10 @@
 """The FastAPI app every service is built on: lifespan, health, readiness, metrics, errors.
 
 ``create_service_app`` gives each service the same ``/healthz``, ``/readyz``, ``/metrics``,
-``/docs``, RFC 9457 errors, request ids, request-size limit, refusal of unknown query parameters
-(``query_guard``) and HTTP metrics; the service adds its own routers and its event handlers.
+``/docs`` and ``/redoc`` from local assets (``api_docs``, with a Content-Security-Policy on every
+HTML page), RFC 9457 errors, request ids, header limits (``header_limits``, 431), request-size
+limit, refusal of unknown query parameters (``query_guard``), exact paths (no trailing-slash
+redirect) and HTTP metrics; the service adds its own routers and its event handlers.
 """
 
 from __future__ import annotations
@@ -19,14 +21,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.contracts import EventType
+from services.plumbing.api_docs import HtmlContentSecurityPolicy, install_api_docs
 from services.plumbing.auth import JwtVerifier
 from services.plumbing.body_guards import BodyReadTimeout, BodySizeLimit
 from services.plumbing.consumer import Handler
+from services.plumbing.header_limits import HeaderLimit
 from services.plumbing.logging import configure_logging, get_logger
 from services.plumbing.metrics import HTTP_DURATION, HTTP_REQUESTS
 from services.plumbing.problems import install_problem_handlers
 from services.plumbing.query_guard import QueryGuard
 from services.plumbing.runtime import ServiceRuntime
+from services.plumbing.scrape_auth import check_scrape
 from services.plumbing.settings import ServiceSettings
 
 log = get_logger(__name__)
@@ -125,7 +130,20 @@ def create_service_app(
             await runtime.stop()
             log.info("service stopped")
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan,
+        # Starlette's trailing-slash redirect builds an absolute Location from the Host header
+        # (a hostile Host turned it into a redirect to any site). Paths are exact, as the
+        # OpenAPI document declares them: /entries/ is 404, like any other unknown path.
+        redirect_slashes=False,
+        # FastAPI's docs pages load their scripts from a CDN; install_api_docs serves them.
+        docs_url=None,
+        redoc_url=None,
+    )
+    install_api_docs(app)
     app.state.settings = settings
     app.state.jwt_verifier = JwtVerifier(settings.hub)
     install_problem_handlers(app)
@@ -139,6 +157,12 @@ def create_service_app(
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(BodyReadTimeout, seconds=settings.body_timeout_seconds)
+    app.add_middleware(HtmlContentSecurityPolicy)
+    # Outside the body guards and routing (so before auth), inside RequestContext (so the 431
+    # carries a request id and is counted).
+    app.add_middleware(
+        HeaderLimit, max_bytes=settings.max_header_bytes, max_count=settings.max_header_count
+    )
     app.add_middleware(RequestContext, service=settings.service)
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
@@ -163,8 +187,20 @@ def create_service_app(
             status_code=200 if ready else 503,
         )
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={401: {"description": "No or a wrong scrape token (KANALHUB_PROMETHEUS_AUTH)"}},
+    )
     async def metrics(request: Request) -> Response:
+        token = settings.hub.prometheus_token
+        check_scrape(
+            request.headers.get("authorization"),
+            settings.hub.scrape_auth,
+            token.get_secret_value() if token is not None else None,
+        )
         body = generate_latest()
         if scrape_extra is not None:
             body += await scrape_extra(request.app)

@@ -30,10 +30,14 @@ def configure_logging(settings: HubSettings, service: str) -> None:
         else [
             structlog.dev.ConsoleRenderer(
                 colors=sys.stderr.isatty(),
-                # No local variables in tracebacks: they hold request bodies (possibly personal
-                # data), and rendering them for a deep async stack took seconds of CPU per error,
-                # blocking the event loop into more timeouts and more tracebacks.
-                exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False),
+                # Plain tracebacks, as Python prints them. Logging runs on the event loop's
+                # thread, so the formatter's cost is every request's latency. Rich's formatter
+                # has Pygments tokenise the whole source file of every frame: about a second of
+                # CPU per traceback of a 500 deep in FastAPI's stack, twice per 500 under uvicorn
+                # (which logs it again). That froze the service for seconds and pushed the
+                # outbox relay's Redis reads past their timeout (issue 19). Rich's local
+                # variables were worse still, and hold request bodies (possibly personal data).
+                exception_formatter=structlog.dev.plain_traceback,
             )
         ]
     )

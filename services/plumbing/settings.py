@@ -12,6 +12,9 @@ from typing import ClassVar, Literal, Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.plumbing.scrape_auth import PrometheusAuth
+from services.plumbing.secret_strength import weak_secret_reasons
+
 DEVELOPMENT_JWT_SECRET = "kanalhub-development-secret-do-not-use-in-production"
 
 
@@ -62,21 +65,36 @@ class HubSettings(BaseSettings):
     jwt_algorithms: list[str] = Field(default_factory=lambda: ["HS256"])
     jwt_issuer: str = "kanalhub"
     jwt_audience: str = "kanalhub"
+    # Who may read /metrics (services/plumbing/scrape_auth.py, docs/security.md): "none" or
+    # "bearer" with prometheus_token. Unset: none in development and test, bearer in production.
+    prometheus_auth: PrometheusAuth | None = None
+    prometheus_token: SecretStr | None = None
 
     @model_validator(mode="after")
     def _refuse_development_secrets_in_production(self) -> Self:
         if self.environment is Environment.PRODUCTION:
             uses_shared_secret = self.jwt_public_key is None and self.jwt_jwks_url is None
-            if uses_shared_secret and (
-                self.jwt_secret.get_secret_value() == DEVELOPMENT_JWT_SECRET
-                or len(self.jwt_secret.get_secret_value()) < 32
-            ):
+            weak = uses_shared_secret and weak_secret_reasons(
+                self.jwt_secret.get_secret_value(), DEVELOPMENT_JWT_SECRET
+            )
+            if weak:
                 raise ValueError(
-                    "KANALHUB_ENVIRONMENT=production needs KANALHUB_JWT_PUBLIC_KEY, "
-                    "KANALHUB_JWT_JWKS_URL or a KANALHUB_JWT_SECRET of 32+ characters that is "
-                    "not the development placeholder"
+                    "KANALHUB_ENVIRONMENT=production refuses this KANALHUB_JWT_SECRET: "
+                    + "; ".join(weak)
+                    + ". Prefer an asymmetric key (KANALHUB_JWT_JWKS_URL or "
+                    "KANALHUB_JWT_PUBLIC_KEY); a shared secret must be random, e.g. "
+                    "`openssl rand -hex 32`"
                 )
         return self
+
+    @property
+    def scrape_auth(self) -> PrometheusAuth:
+        """How /metrics is protected: as configured, else bearer in production only."""
+        if self.prometheus_auth is not None:
+            return self.prometheus_auth
+        if self.environment is Environment.PRODUCTION:
+            return PrometheusAuth.BEARER
+        return PrometheusAuth.NONE
 
     def topic(self, base: str) -> str:
         """The real topic name for a contract topic (adds the test suffix, if any)."""
@@ -107,6 +125,11 @@ class ServiceSettings(BaseSettings):
     # a client that stalls or trickles is answered 408 and cut off, instead of holding a
     # request open for ever (1 MiB in 60 s is 17 KiB/s: any real kiosk link does better).
     body_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # Requests with more header fields, or more bytes of them, are refused with 431 before
+    # auth (services/plumbing/header_limits.py). A kiosk or browser sends ~10 fields and well
+    # under 4 KiB (a JWT is ~1 KiB); nginx's default head buffer is 8 KiB, Node's limit 16 KiB.
+    max_header_bytes: int = Field(default=16_384, ge=1024, le=1_048_576)
+    max_header_count: int = Field(default=100, ge=10, le=10_000)
     hub: HubSettings = Field(default_factory=HubSettings)
 
     @property

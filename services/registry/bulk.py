@@ -89,9 +89,15 @@ def _problem(row: Row, path: str, message: str) -> FieldProblem:
 def _validation_problems(row: Row, error: ValidationError) -> list[FieldProblem]:
     problems = []
     for item in error.errors():
-        loc = item["loc"]
-        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        loc = list(item["loc"])
         message = str(item["msg"])
+        if item["type"] == "personal_data":
+            # The contract's guard is a model validator: its error sits at the model, with the
+            # field it refused in ``ctx``. Name that field, as every other problem does.
+            loc.append(str((item.get("ctx") or {}).get("field", "")))
+            message = "looks like a CPR number; personal data is not accepted"
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc if p != "")
+        path = path.lstrip(".")
         if not path and "district" in message:
             path = "district"
         problems.append(_problem(row, path, message))
@@ -209,17 +215,20 @@ def plan_import(
     for row in sites:
         try:
             body = SiteIn.model_validate(row.data)
+            if body.site_id is None:
+                problems.append(_problem(row, "site_id", "required in an import"))
+                continue
+            # The contract refuses what the edge model lets through (a CPR-shaped name or
+            # id): that is the line's problem too, never an error of the server.
+            site = SiteUpserted(version=1, **body.model_dump())
         except ValidationError as error:
             problems.extend(_validation_problems(row, error))
             continue
-        if body.site_id is None:
-            problems.append(_problem(row, "site_id", "required in an import"))
-            continue
-        if body.site_id in seen:
+        if site.site_id in seen:
             problems.append(_problem(row, "site_id", "appears twice in the import"))
-        seen.add(body.site_id)
+        seen.add(site.site_id)
         problems.extend(domain.coordinate_problems(body.latitude, body.longitude, prefix=row.label))
-        new_sites.append((row, SiteUpserted(version=1, **body.model_dump())))
+        new_sites.append((row, site))
 
     live_sites = {i for i, r in current_sites.items() if not r.retired} | seen
     parsed: list[tuple[Row, EntryIn, EntryUpserted]] = []

@@ -67,6 +67,8 @@ ENTRY = "entry-kvik-sundby-bibliotek"
 HUB_READY_WITHIN = 90.0  # generous: the four services import slowly on a loaded machine
 # After the traffic, how long a query may take to show data (consumers, then a 1 s scrape).
 DATA_WITHIN = 20.0
+SCRAPE_TOKEN = "panels-scrape-6b1f0c9e2d4a8b7c5e3f1a0d9c8b7a6f"
+"""Prometheus' token for /metrics (the hub runs with KANALHUB_PROMETHEUS_AUTH=bearer)."""
 
 
 @dataclass
@@ -93,6 +95,9 @@ def _hub_env(tmp: Path, ports: dict[str, int]) -> dict[str, str]:
             "KANALHUB_EMBEDDED_VALKEY_PORT": str(ports["valkey"]),
             **{f"KANALHUB_{name.upper()}_PORT": str(ports[name]) for name in SERVICES},
             "COLUMNS": "200",
+            # /metrics protected as in production, so the scrape config's token is tested too
+            "KANALHUB_PROMETHEUS_AUTH": "bearer",
+            "KANALHUB_PROMETHEUS_TOKEN": SCRAPE_TOKEN,
         }
     )
     return env
@@ -109,8 +114,11 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _prometheus_config(ports: dict[str, int], prometheus_port: int) -> dict[str, Any]:
-    """deploy/prometheus/prometheus.yml, scraping this hub every second."""
+def _prometheus_config(
+    ports: dict[str, int], prometheus_port: int, scrape_token: Path
+) -> dict[str, Any]:
+    """deploy/prometheus/prometheus.yml, scraping this hub every second with the scrape token
+    read from ``scrape_token`` (compose mounts it at /run/secrets/scrape_token)."""
     with (DEPLOY / "prometheus" / "prometheus.yml").open(encoding="utf-8") as handle:
         config: dict[str, Any] = yaml.safe_load(handle)
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
@@ -119,6 +127,7 @@ def _prometheus_config(ports: dict[str, int], prometheus_port: int) -> dict[str,
         if job["job_name"] == "kanalhub":
             for group in job["static_configs"]:
                 group["targets"] = [f"127.0.0.1:{ports[group['labels']['service']]}"]
+            job["authorization"]["credentials_file"] = str(scrape_token)
         else:
             job["static_configs"] = [{"targets": [f"127.0.0.1:{prometheus_port}"]}]
     return config
@@ -151,7 +160,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
     prom_port = free_port()
     config = tmp / "prometheus.yml"
-    config.write_text(yaml.safe_dump(_prometheus_config(ports, prom_port)), encoding="utf-8")
+    scrape_token = tmp / "scrape_token"
+    scrape_token.write_text(SCRAPE_TOKEN, encoding="utf-8")
+    config.write_text(
+        yaml.safe_dump(_prometheus_config(ports, prom_port, scrape_token)), encoding="utf-8"
+    )
     prom_log = tmp / "prometheus.log"
     with prom_log.open("wb") as sink:
         prom = subprocess.Popen(

@@ -53,6 +53,10 @@ class Running:
         return [line for line in self.log.read_text(encoding="utf-8").splitlines() if line]
 
 
+SCRAPE_TOKEN = secrets.token_hex(32)
+"""The Prometheus scrape token of the production-mode hub."""
+
+
 def production_env(**settings: str) -> dict[str, str]:
     """This process's environment without any KANALHUB_ setting, plus ``settings``."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("KANALHUB_")}
@@ -81,6 +85,8 @@ def hub_env(broker: NoidaBroker | TansuBroker, valkey: ValkeyProcess) -> dict[st
         "KANALHUB_KEY_PREFIX": f"test{uuid4().hex[:10]}",
         "KANALHUB_TOPIC_PARTITIONS": "3",
         "KANALHUB_JWT_SECRET": secrets.token_urlsafe(48),
+        # production scrapes need the scrape token (docs/security.md, public surfaces)
+        "KANALHUB_PROMETHEUS_TOKEN": SCRAPE_TOKEN,
     }
 
 
@@ -216,7 +222,10 @@ async def test_one_event_goes_from_the_outbox_to_its_topic(
     assert record.key == event.subject.encode()
     assert dict(record.headers)["ce_type"] == event.type.encode()
     async with httpx.AsyncClient() as client:
-        exposition = (await client.get(f"http://127.0.0.1:{hub['mobile'].port}/metrics")).text
+        url = f"http://127.0.0.1:{hub['mobile'].port}/metrics"
+        assert (await client.get(url)).status_code == 401  # production: no token, no scrape
+        scrape = {"Authorization": f"Bearer {SCRAPE_TOKEN}"}
+        exposition = (await client.get(url, headers=scrape)).text
     assert f'type="{event.type}"' in exposition
     assert "kanalhub_events_published_total{" in exposition
 
@@ -253,5 +262,6 @@ def test_production_refuses_the_development_secret(tmp_path: Path) -> None:
     output = log.read_text(encoding="utf-8")
     assert code != 0
     assert "refusing to start" in output
-    assert "KANALHUB_JWT_SECRET of 32+ characters" in output
+    assert "refuses this KANALHUB_JWT_SECRET" in output
+    assert "development secret" in output
     assert "Traceback" not in output

@@ -186,11 +186,17 @@ class Kvik:
 
     async def snapshot(self) -> dict[str, Any]:
         """Everything a refused request must leave untouched: every kvik key but the rate
-        buckets and relay bookkeeping, and the outbox's last written id (which any staged
-        event would move, even once relayed)."""
+        buckets, failed-token counts and relay bookkeeping, and the outbox's last written id
+        (which any staged event would move, even once relayed)."""
         redis = self.runtime.redis
         outbox = self.runtime.outbox.stream
-        skip = (outbox, self.hub.key("kvik", "rate:"), self.hub.key("kvik", "seen:"))
+        skip = (
+            outbox,
+            self.hub.key("kvik", "rate:"),
+            self.hub.key("kvik", "seen:"),
+            # A refused unknown token counts against its address (token_failures.py).
+            self.hub.key("kvik", "token-failures:"),
+        )
         keys = sorted(
             key
             for key in await redis.keys(self.hub.key("kvik", "*"))

@@ -48,14 +48,30 @@ async def test_registration_shows_the_token_once_stores_only_its_hash_and_publis
     assert [(e.type, e.subject) for e in events] == [(EventType.KVIK_KIOSK_REGISTERED, KIOSK)]
 
 
-async def test_registry_writers_may_register_kiosks_too(kvik: Kvik) -> None:
-    response = await kvik.client.post(
-        "/kiosks",
-        json={"entry_id": "kvik-test"},
-        headers=auth(kvik.hub, "registry:write"),
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/kiosks"),
+        ("GET", f"/kiosks/{KIOSK}"),
+        ("POST", f"/kiosks/{KIOSK}/token"),
+        ("DELETE", f"/kiosks/{KIOSK}/token"),
+        ("POST", f"/kiosks/{KIOSK}/reinstate"),
+        ("GET", f"/kiosks/{KIOSK}/audit"),
+    ],
+)
+async def test_a_registry_writer_cannot_touch_a_kiosk_or_its_token(
+    kvik: Kvik, method: str, path: str
+) -> None:
+    token = await kvik.register(KIOSK)
+    before = await kvik.snapshot()
+    response = await kvik.client.request(
+        method, path, json={"entry_id": "kvik-test"}, headers=auth(kvik.hub, "registry:write")
     )
-    assert response.status_code == 201, response.text
-    assert response.json()["kiosk_id"].startswith("kiosk-")
+    assert response.status_code == 403
+    assert "kvk_" not in response.text
+    assert await kvik.snapshot() == before
+    still = await kvik.client.post("/sessions", json=session_body(KIOSK), headers=bearer(token))
+    assert still.status_code == 201
 
 
 async def test_registration_needs_an_admin_role(kvik: Kvik) -> None:
@@ -119,6 +135,50 @@ async def test_rotation_retires_the_old_token_and_the_new_one_works(kvik: Kvik) 
     refused = await kvik.client.post("/sessions", json=session_body(KIOSK), headers=bearer(old))
     accepted = await kvik.client.post("/sessions", json=session_body(KIOSK), headers=bearer(new))
     assert (refused.status_code, accepted.status_code) == (401, 201)
+
+
+async def test_rotating_a_revoked_kiosk_is_refused_and_it_stays_revoked(kvik: Kvik) -> None:
+    await kvik.register(KIOSK)
+    await kvik.client.delete(f"/kiosks/{KIOSK}/token", headers=kvik.admin)
+    before = await kvik.snapshot()
+    response = await kvik.client.post(f"/kiosks/{KIOSK}/token", headers=kvik.admin)
+    assert response.status_code == 409
+    assert "kvk_" not in response.text
+    assert await kvik.snapshot() == before
+    view = await kvik.client.get(f"/kiosks/{KIOSK}", headers=kvik.admin)
+    assert view.json()["status"] == "revoked"
+
+
+async def test_reinstating_a_revoked_kiosk_issues_a_working_token_and_is_audited(
+    kvik: Kvik,
+) -> None:
+    old = await kvik.register(KIOSK)
+    await kvik.client.delete(f"/kiosks/{KIOSK}/token", headers=kvik.admin)
+    reinstated = await kvik.client.post(f"/kiosks/{KIOSK}/reinstate", headers=kvik.admin)
+    assert reinstated.status_code == 200, reinstated.text
+    new = reinstated.json()["token"]
+    refused = await kvik.client.post("/sessions", json=session_body(KIOSK), headers=bearer(old))
+    accepted = await kvik.client.post("/sessions", json=session_body(KIOSK), headers=bearer(new))
+    assert (refused.status_code, accepted.status_code) == (401, 201)
+    audit = (await kvik.client.get(f"/kiosks/{KIOSK}/audit", headers=kvik.admin)).json()
+    assert [(a["action"], a["actor"]) for a in audit] == [
+        ("revoke", "admin-7f3a"),
+        ("reinstate", "admin-7f3a"),
+    ]
+    assert dt.datetime.fromisoformat(audit[-1]["at"]).tzinfo is not None
+    view = (await kvik.client.get(f"/kiosks/{KIOSK}", headers=kvik.admin)).json()
+    assert (view["status"], view["token_issued_at"]) == ("active", audit[-1]["at"])
+    assert "token" not in view
+
+
+async def test_reinstating_an_active_kiosk_is_refused(kvik: Kvik) -> None:
+    token = await kvik.register(KIOSK)
+    before = await kvik.snapshot()
+    response = await kvik.client.post(f"/kiosks/{KIOSK}/reinstate", headers=kvik.admin)
+    assert response.status_code == 409
+    assert await kvik.snapshot() == before
+    still = await kvik.client.post("/sessions", json=session_body(KIOSK), headers=bearer(token))
+    assert still.status_code == 201
 
 
 async def test_an_unknown_token_is_refused(kvik: Kvik) -> None:

@@ -93,6 +93,31 @@ async def test_a_csv_import_with_a_bad_line_names_its_csv_line(registry: Registr
     assert await snapshot(registry) == {}
 
 
+@pytest.mark.parametrize("field", ["name", "site_id"])
+async def test_a_cpr_shaped_site_value_in_a_csv_import_is_a_422_naming_it_and_stores_nothing(
+    registry: Registry, field: str
+) -> None:
+    # Refused by the contract, not by the edge model: that refusal answered 500 (issue 19).
+    line = {
+        "site_id": "010190-1234,Bibliotek C",
+        "name": "site-c,010190-1234",
+    }[field] + ",Cvej 3,2300,København S,valby,55.665,12.578,kff\n"
+    response = await registry.client.post(
+        "/import",
+        content=(SITES_CSV + line).encode(),
+        params={"format": "csv", "kind": "site"},
+        headers={**registry.writer, "Content-Type": "text/csv"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [
+        {
+            "field": f"sites[2].{field}",
+            "message": "line 4: looks like a CPR number; personal data is not accepted",
+        }
+    ]
+    assert await snapshot(registry) == {}
+
+
 async def test_a_csv_import_of_sites_creates_them(registry: Registry) -> None:
     response = await registry.client.post(
         "/import",

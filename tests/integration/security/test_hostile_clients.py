@@ -14,7 +14,6 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
@@ -23,11 +22,11 @@ from fastapi import FastAPI
 
 from services.plumbing.auth import mint_token
 from services.plumbing.problems import PROBLEM_MEDIA_TYPE
-from services.plumbing.runtime import ServiceRuntime
 from services.plumbing.settings import HubSettings
 from tests.integration.security.services import (
     SERVICES,
     create_app,
+    redis_state,
     running_app,
     service_settings,
     write_endpoints,
@@ -65,27 +64,6 @@ def _free_port() -> int:
         return port
 
 
-async def _redis_state(app: FastAPI, prefix: str) -> dict[bytes, Any]:
-    """Every key of this test's prefix and its dump: what a refused request must not touch.
-    Streams (the outbox) by their last generated id - their dump also holds the relay's
-    bookkeeping, which moves on its own - and leases and dedupe marks not at all."""
-    runtime: ServiceRuntime = app.state.runtime
-    redis = runtime.redis
-    state: dict[bytes, Any] = {}
-    for key in sorted(await redis.keys(f"{prefix}:*")):
-        if key.endswith(b":lease") or b":seen:" in key:
-            continue
-        if await redis.type(key) == b"stream":
-            last = (await redis.xinfo_stream(key))["last-generated-id"]
-            # the relay creates the empty stream when it starts (its group, MKSTREAM): on a
-            # loaded machine that can be after the snapshot; an empty stream staged nothing
-            if last not in (b"0-0", "0-0"):
-                state[key] = last
-        else:
-            state[key] = await redis.dump(key)
-    return state
-
-
 @pytest.fixture(params=list(SERVICES))
 async def in_process(
     request: pytest.FixtureRequest, hub_settings: HubSettings
@@ -108,7 +86,7 @@ async def test_deeply_nested_bodies_get_a_4xx_problem_and_change_nothing(
     }
     # Let the lifespan's own writes (seeding, relay) settle before the snapshot.
     await asyncio.sleep(0.5)
-    before = await _redis_state(app, hub_settings.key_prefix)
+    before = await redis_state(app, hub_settings.key_prefix)
     wrong = []
     for method, path in write_endpoints(app):
         try:
@@ -123,7 +101,7 @@ async def test_deeply_nested_bodies_get_a_4xx_problem_and_change_nothing(
     assert not set(wrong) - known, f"{name}:\n" + "\n".join(wrong)
     fixed = set(KNOWN_DEFECTS.get(name, {})) - {line.split(":")[0] for line in known}
     assert not fixed, f"fixed now, take them out of KNOWN_DEFECTS: {fixed}"
-    assert await _redis_state(app, hub_settings.key_prefix) == before
+    assert await redis_state(app, hub_settings.key_prefix) == before
     if known:
         pytest.xfail(
             "; ".join(f"{line} ({KNOWN_DEFECTS[name][line.split(':')[0]]})" for line in known)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from services.registry import bulk
@@ -45,3 +47,43 @@ def test_an_entry_may_refer_to_a_site_in_the_same_import_and_is_planned_as_creat
         ("s1", "created"),
         ("kvik-x", "created"),
     ]
+
+
+SITE_ROW: dict[str, Any] = {
+    "site_id": "s1",
+    "name": "S",
+    "address": {"street": "Vej 1", "postal_code": "2500", "city": "Valby"},
+    "district": "valby",
+    "latitude": 55.66,
+    "longitude": 12.51,
+    "owner": "kff",
+}
+CPR = "010190-1234"
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"name": CPR}, "sites[0].name"),
+        ({"site_id": CPR.replace("-", "")}, "sites[0].site_id"),
+        ({"address": {**SITE_ROW["address"], "street": f"Vej {CPR}"}}, "sites[0].address.street"),
+    ],
+)
+def test_a_cpr_shaped_site_value_is_a_problem_naming_its_field(
+    override: dict[str, object], field: str
+) -> None:
+    # The edge model lets these through and the contract refuses them: that refusal was a 500.
+    rows = [bulk.Row(1, "sites[0]", {**SITE_ROW, **override})]
+    with pytest.raises(bulk.ImportRefused) as refused:
+        bulk.plan_import(rows, [], {}, {}, set())
+    assert [(p.field, p.message) for p in refused.value.problems] == [
+        (field, "line 1: looks like a CPR number; personal data is not accepted")
+    ]
+
+
+def test_a_cpr_shaped_entry_name_is_a_problem_naming_its_field() -> None:
+    entries = bulk.parse_csv(ENTRIES_CSV.replace("KVIK X", CPR), Kind.ENTRY)
+    with pytest.raises(bulk.ImportRefused) as refused:
+        bulk.plan_import([], entries, {}, {}, {"passport", "digital_id"})
+    assert [p.field for p in refused.value.problems] == ["entries[0].name"]
+    assert CPR not in repr(refused.value.problems)
