@@ -148,20 +148,20 @@ async def get_kiosk(kiosk_id: str, service: ServiceDep, admin: Admin) -> KioskOu
 async def rotate_token(kiosk_id: str, service: ServiceDep, admin: Admin) -> KioskCredentials:
     """Issue a new device token for an active kiosk; the old one is refused from now on. A
     revoked kiosk is a 409: it comes back only through ``POST /kiosks/{id}/reinstate``."""
-    return await service.rotate(kiosk_id, admin.subject)
+    return await service.rotate(kiosk_id, admin.actor)
 
 
 @router.delete("/kiosks/{kiosk_id}/token", tags=["kiosks"], responses=ADMIN_PROBLEMS)
 async def revoke_token(kiosk_id: str, service: ServiceDep, admin: Admin) -> KioskOut:
     """Revoke the kiosk's token: its next request is refused (recorded in its audit list)."""
-    return await service.revoke(kiosk_id, admin.subject)
+    return await service.revoke(kiosk_id, admin.actor)
 
 
 @router.post("/kiosks/{kiosk_id}/reinstate", tags=["kiosks"], responses=ADMIN_PROBLEMS)
 async def reinstate_kiosk(kiosk_id: str, service: ServiceDep, admin: Admin) -> KioskCredentials:
     """Bring a revoked kiosk back with a new device token (in this answer only); recorded with
     the administrator and the time in the kiosk's audit list. A kiosk not revoked is a 409."""
-    return await service.reinstate(kiosk_id, admin.subject)
+    return await service.reinstate(kiosk_id, admin.actor)
 
 
 @router.get("/kiosks/{kiosk_id}/audit", tags=["kiosks"], responses=ADMIN_PROBLEMS)
@@ -403,4 +403,4 @@ async def get_help(help_id: UUID, service: ServiceDep, staff: Staff) -> HelpOut:
 @router.post("/help/{help_id}/take", tags=["help"], responses=ADMIN_PROBLEMS)
 async def take_help(help_id: UUID, service: ServiceDep, staff: Staff) -> HelpOut:
     """Staff take a waiting request; the answer says how long the citizen waited."""
-    return await service.take(str(help_id), staff.subject)
+    return await service.take(str(help_id), staff)

@@ -35,7 +35,7 @@ from services.kvik.schemas import (
 )
 from services.kvik.settings import KvikSettings
 from services.kvik.store import KvikStore, dumps, to_ms
-from services.plumbing.auth import hash_device_token, new_device_token
+from services.plumbing.auth import Principal, hash_device_token, new_device_token
 from services.plumbing.logging import get_logger
 from services.plumbing.problems import FieldProblem, Problem, problem_type
 
@@ -902,11 +902,15 @@ class KvikService:
             raise Problem(404, None, "Not Found", detail=f"No queue {queue}.")
         return [_help_out(row["id"], row) for row in await self.store.queue(queue)]
 
-    async def take(self, help_id: str, staff: str) -> HelpOut:
-        """Staff take a waiting request; the wait until now is measured (the time-to-help KPI)."""
-        if find_cpr(staff) is not None:
-            # The token's subject is stored with the request and shown to staff: the CPR guard
-            # holds for identity claims as for bodies.
+    async def take(self, help_id: str, staff: Principal) -> HelpOut:
+        """Staff take a waiting request; the wait until now is measured (the time-to-help KPI).
+
+        The request records ``staff.actor`` (the pseudonymous id), never the token's subject.
+        """
+        if find_cpr(staff.subject) is not None:
+            # The subject itself is never stored, but a CPR-shaped one means the identity
+            # provider hands out personal data as ids: the CPR guard holds for identity claims
+            # as for bodies.
             raise invalid(
                 [
                     FieldProblem(
@@ -927,7 +931,9 @@ class KvikService:
             requested = HelpRequested.model_validate_json(raw["requested"])
             answered_at = max(self.clock(), requested.requested_at)
             event = domain.help_answered_event(requested, answered_at, self.source)
-            outcome = await self.store.take_help(help_id, raw["queue"], staff, answered_at, event)
+            outcome = await self.store.take_help(
+                help_id, raw["queue"], staff.actor, answered_at, event
+            )
             if outcome == "retry":
                 continue  # escalated meanwhile: take it from its new queue
             if outcome == "taken":

@@ -24,7 +24,6 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
 )
@@ -49,6 +48,7 @@ from services.metrics.deps import RuntimeDep, SettingsDep, StoreDep
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import MetricsStore, RegistryEntry
 from services.plumbing.auth import DeskReporter, MetricsReader
+from services.plumbing.edge_models import EdgeModel
 from services.plumbing.idempotency import IdempotencyStore, request_fingerprint
 from services.plumbing.problems import FieldProblem, Problem, problem_responses
 from services.plumbing.runtime import ServiceRuntime
@@ -145,10 +145,9 @@ READ_PROBLEMS = problem_responses(401, 403, 422)
 # -- schemas -----------------------------------------------------------------------------------
 
 
-class _TicketFields(BaseModel):
-    """The fields of a finished ticket as a queue system sends them."""
-
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+class _TicketFields(EdgeModel):
+    """The fields of a finished ticket as a queue system sends them (also each row of the CSV
+    day file, so its cells pass the same CPR guard)."""
 
     service: Code = Field(description="The catalogue service the ticket was issued for.")
     desk_id: Id | None = Field(
@@ -183,10 +182,8 @@ class DeskDayTicketIn(_TicketFields):
     ticket_id: Id = Field(description="The queue system's id of the ticket, unique per entry.")
 
 
-class DeskDayIn(BaseModel):
+class DeskDayIn(EdgeModel):
     """An entry's finished tickets of one day; replaces any earlier file of that entry and day."""
-
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     district: District | None = Field(
         default=None, description="Optional; when given it must be the entry's district."

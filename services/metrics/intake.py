@@ -12,7 +12,7 @@ import io
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from services.contracts import ContactSource, CountReported, District, EventType, new_event
 from services.contracts.payloads.base import Code
@@ -20,6 +20,7 @@ from services.contracts.payloads.contacts import SOURCE_CHANNEL
 from services.metrics import domain
 from services.metrics.deps import Day, RuntimeDep, StoreDep
 from services.plumbing.auth import MetricsIngester
+from services.plumbing.edge_models import EdgeModel
 from services.plumbing.outbox import Outbox
 from services.plumbing.problems import FieldProblem, Problem, problem_responses
 
@@ -29,10 +30,9 @@ INTAKE_PROBLEMS = problem_responses(401, 403, 413, 422)
 MAX_INTAKE_LINES = 10_000
 
 
-class IntakeLineIn(BaseModel):
-    """One day's contacts of one district and service."""
-
-    model_config = ConfigDict(extra="forbid")
+class IntakeLineIn(EdgeModel):
+    """One day's contacts of one district and service (also each row of the CSV intake, so its
+    cells pass the same CPR guard)."""
 
     district: District
     service: Code
@@ -40,10 +40,8 @@ class IntakeLineIn(BaseModel):
     assisted: int = Field(ge=0, le=domain.MAX_DAILY_COUNT)
 
 
-class IntakeIn(BaseModel):
+class IntakeIn(EdgeModel):
     """Daily counts from a channel system outside kanalhub; replaces earlier figures."""
-
-    model_config = ConfigDict(extra="forbid")
 
     source: ContactSource
     day: Day = Field(description="The Copenhagen day the contacts happened on.")

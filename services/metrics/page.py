@@ -5,7 +5,7 @@ default, English with ``?lang=en``.
 
 It shows aggregate figures only (no personal data exists in the hub). Who may see it is
 configuration (``KANALHUB_METRICS_PUBLIC_PAGE``: open, protected or off; ``page_access.py`` and
-docs/security.md, "Public surfaces").
+docs/security.md, "Public surfaces"); an open page withholds small counts (``small_counts.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from services.metrics.forecast import Forecast, Outlook
 from services.metrics.page_access import PageAllowed
 from services.metrics.place_usage import EntryUsage, UsageFilter
 from services.metrics.settings import MetricsSettings
+from services.metrics.small_counts import SmallCounts
 from services.metrics.store import MetricsStore
 from services.metrics.usage import entries_between
 
@@ -337,6 +338,7 @@ async def render_page(
 ) -> str:
     """The page's HTML for ``today`` in ``lang`` (``da`` or ``en``)."""
     labels = LABELS[lang]
+    small = SmallCounts(settings.page_min_count)
     first = today - dt.timedelta(days=settings.share_window_days - 1)
     special = await figures.special_needs(store, redis)
     shares = await figures.needs_shares_in(store, redis, first, today, special=special)
@@ -345,12 +347,12 @@ async def render_page(
         DistrictRow(
             district,
             district.display_name,
-            split.overall.share,
+            small.share(split.overall.share, split.overall.total),
             split.overall.self_service,
             split.overall.total,
             _outlook(forecasts[district], labels, settings.forecast_horizon_weeks),
-            headline=split.headline.share,
-            special=split.special.share,
+            headline=small.share(split.headline.share, split.headline.total),
+            special=small.share(split.special.share, split.special.total),
             general_total=split.headline.total,
             outlook_state=forecasts[district].outlook.value,
             weeks_behind=forecasts[district].weeks_behind,
@@ -369,7 +371,7 @@ async def render_page(
         trend.append(
             WeekPoint(
                 domain.period_name(domain.Period.WEEK, monday),
-                week_total.share,
+                small.share(week_total.share, week_total.total),
                 week_total.total,
             )
         )
@@ -414,12 +416,13 @@ async def render_page(
         channels=channels,
         channel_total=max(1, sum(c.total for c in channels)),
         funnel=funnel,
-        mean_wait=waited_ms / 1000 / answered if answered else None,
+        mean_wait=waited_ms / 1000 / answered if answered and not small.hides(answered) else None,
         kiosks_online=sum(k.state == "online" for k in kiosks),
         kiosks_known=len(kiosks),
         usage=usage,
         usage_more=usage_more,
         desk=desk,
+        small=small,
     )
 
 

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.contracts import Channel
+from services.metrics.small_counts import DEFAULT_PRODUCTION_MIN_COUNT
 from services.plumbing.settings import Environment, ServiceSettings
 
 DEFAULT_UNIT_COSTS_DKK: dict[Channel, float] = {
@@ -72,6 +73,10 @@ class MetricsSettings(ServiceSettings):
     """Who may see the dashboard page (``KANALHUB_METRICS_PUBLIC_PAGE``): ``open`` (no token),
     ``protected`` (a ``metrics:read`` token, as the API) or ``off`` (404). Unset: open in
     development and test, protected in production (docs/security.md, "Public surfaces")."""
+    public_min_count: int | None = Field(default=None, ge=0, le=1000)
+    """On an open page, counts below this are shown as ``<N`` and shares built on fewer
+    contacts are not shown (``KANALHUB_METRICS_PUBLIC_MIN_COUNT``; 0 shows everything).
+    Unset: 10 in production, 0 in development and test. A protected page shows everything."""
     forecast_weeks: int = Field(default=52, ge=4, le=260)
     """How many past weeks the forecast fits."""
     prometheus_entries: int = Field(default=300, ge=0, le=5000)
@@ -113,6 +118,17 @@ class MetricsSettings(ServiceSettings):
         if self.hub.environment is Environment.PRODUCTION:
             return PublicPage.PROTECTED
         return PublicPage.OPEN
+
+    @property
+    def page_min_count(self) -> int:
+        """The small-count threshold of the page: only an open page suppresses."""
+        if self.page_access is not PublicPage.OPEN:
+            return 0
+        if self.public_min_count is not None:
+            return self.public_min_count
+        if self.hub.environment is Environment.PRODUCTION:
+            return DEFAULT_PRODUCTION_MIN_COUNT
+        return 0
 
     def unit_cost(self, channel: Channel) -> float:
         """The configured cost of one contact on ``channel``."""

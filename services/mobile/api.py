@@ -45,6 +45,8 @@ from services.mobile.planning import (
     not_found,
     occurrence_id,
     override_record,
+    public_series_view,
+    public_visit_view,
     require_editable,
     resolve_place,
     same_series,
@@ -102,7 +104,7 @@ async def _new_visit(
     """A new visit as planned from ``body`` (its opening-hours check recorded)."""
     (check,) = await check_opening(store, place, [(starts, ends)], body.override_opening_hours)
     return Visit(
-        visit_id=body.visit_id or derived_id("visit", planner.subject, idempotency_key),
+        visit_id=body.visit_id or derived_id("visit", planner.actor, idempotency_key),
         version=1,
         place=place,
         starts_at=starts.astimezone(dt.UTC),
@@ -115,7 +117,7 @@ async def _new_visit(
         opening_hours=check,
         override=override_record(check, planner, now),
         history=(
-            HistoryRecord(at=now, by=planner.subject, action="planned", status=VisitStatus.PLANNED),
+            HistoryRecord(at=now, by=planner.actor, action="planned", status=VisitStatus.PLANNED),
         ),
     )
 
@@ -188,7 +190,7 @@ async def log_held_visit(
             "history": (
                 *planned.history,
                 HistoryRecord(
-                    at=now, by=planner.subject, action="completed", status=VisitStatus.COMPLETED
+                    at=now, by=planner.actor, action="completed", status=VisitStatus.COMPLETED
                 ),
             ),
         }
@@ -220,11 +222,11 @@ async def log_held_visit(
 
 @router.get("/visits/{visit_id}", tags=["visits"], responses=problem_responses(404))
 async def get_visit(visit_id: str, store: StoreDep) -> dict[str, Any]:
-    """One visit, with its booking count."""
+    """One visit, with its booking count (public: no staff or actor ids)."""
     visit = await store.visit(visit_id)
     if visit is None:
         raise not_found(f"visit {visit_id}")
-    return visit_view(visit, len(await store.bookings(visit_id)))
+    return public_visit_view(visit, len(await store.bookings(visit_id)))
 
 
 @router.patch("/visits/{visit_id}", tags=["visits"], responses=WRITE_PROBLEMS)
@@ -420,7 +422,7 @@ async def record_contact(
     if at > now + dt.timedelta(minutes=5):
         raise invalid([FieldProblem(field="body.at", message="is in the future")])
     contact = ContactRecord(
-        contact_id=body.contact_id or derived_id("contact", planner.subject, idempotency_key),
+        contact_id=body.contact_id or derived_id("contact", planner.actor, idempotency_key),
         service=body.service,
         mode=body.mode,
         onboarded_to_digital=body.onboarded_to_digital,
@@ -563,7 +565,7 @@ async def plan_series(
         [(o.starts_at, o.ends_at) for o in expansion.occurrences],
         body.override_opening_hours,
     )
-    series_id = body.series_id or derived_id("series", planner.subject, idempotency_key)
+    series_id = body.series_id or derived_id("series", planner.actor, idempotency_key)
     visits = [
         Visit(
             visit_id=occurrence_id(series_id, occ.date),
@@ -582,7 +584,7 @@ async def plan_series(
             override=override_record(check, planner, now),
             history=(
                 HistoryRecord(
-                    at=now, by=planner.subject, action="planned", status=VisitStatus.PLANNED
+                    at=now, by=planner.actor, action="planned", status=VisitStatus.PLANNED
                 ),
             ),
         )
@@ -640,9 +642,9 @@ async def _series_or_404(store: MobileStore, series_id: str) -> Series:
 
 @router.get("/series/{series_id}", tags=["series"], responses=problem_responses(404))
 async def get_series(series_id: str, store: StoreDep) -> dict[str, Any]:
-    """A series with its rule, skipped dates and visits."""
+    """A series with its rule, skipped dates and visits (public: no staff or actor ids)."""
     series = await _series_or_404(store, series_id)
-    return series_view(series, await store.visits(series.occurrences.values()))
+    return public_series_view(series, await store.visits(series.occurrences.values()))
 
 
 class Scope(StrEnum):
@@ -710,7 +712,7 @@ async def edit_occurrences(
     revision = {
         "from_date": day.isoformat(),
         "scope": scope.value,
-        "by": planner.subject,
+        "by": planner.actor,
         "at": now.isoformat(),
         "changed": sorted(body.model_dump(exclude_none=True, exclude={"override_opening_hours"})),
     }
@@ -756,7 +758,7 @@ async def cancel_occurrences(
                 planner,
                 reason=body.reason,
                 skip_invalid=scope is Scope.FOLLOWING,
-                request=derived_id("req", planner.subject, None),
+                request=derived_id("req", planner.actor, None),
             ),
         )
     return series_view(series, await store.visits(series.occurrences.values()))
@@ -818,7 +820,8 @@ def _json_calendar(kind: CalendarKind, target: str, visits: Sequence[Visit]) -> 
         "kind": kind.value,
         "target": target,
         "timezone": "Europe/Copenhagen",
-        "visits": [visit_view(v) for v in visits],
+        # Calendars are public: no staff or actor ids, not even on a staff member's own feed.
+        "visits": [public_visit_view(v) for v in visits],
     }
 
 

@@ -53,7 +53,7 @@ def ics_feed(name: str, visits: Sequence[Visit], now: dt.datetime) -> bytes:
             "description",
             "Services: "
             + ", ".join(visit.services)
-            + f"\nStaff: {', '.join(visit.staff) or '-'}"
+            # Feeds are public (docs/security.md): no staff ids, even pseudonymous ones.
             + f"\nSlots: {visit.slots}; drop-ins {'welcome' if visit.drop_ins else 'no'}",
         )
         cal.add_component(event)

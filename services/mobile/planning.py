@@ -95,7 +95,10 @@ def contended() -> Problem:
 
 
 def derived_id(prefix: str, subject: str, key: str | None) -> str:
-    """An id derived from the caller's Idempotency-Key (a retry gets the same id), or new."""
+    """An id derived from the caller's Idempotency-Key (a retry gets the same id), or new.
+
+    ``subject`` is the caller's pseudonymous id (``Principal.actor``), never the raw token sub.
+    """
     if key is None:
         return f"{prefix}-{uuid.uuid4().hex[:16]}"
     digest = hashlib.sha256(f"{subject}\n{key}".encode()).hexdigest()
@@ -123,6 +126,28 @@ def visit_view(visit: Visit, bookings: int | None = None) -> dict[str, Any]:
         body[name] = local_iso(value) if value is not None else None
     if bookings is not None:
         body["bookings"] = bookings
+    return body
+
+
+def public_visit_view(visit: Visit, bookings: int | None = None) -> dict[str, Any]:
+    """A visit as the public routes show it: :func:`visit_view` without any staff or actor id.
+
+    Where and when the mobile service comes is public; who works there, who planned a visit
+    and who overrode the opening hours is not, even as pseudonymous ids (issue 19, item 2).
+    """
+    body = visit_view(visit, bookings)
+    body.pop("staff", None)
+    body["history"] = [{k: v for k, v in h.items() if k != "by"} for h in body["history"]]
+    if body.get("override") is not None:
+        body["override"] = {k: v for k, v in body["override"].items() if k != "by"}
+    return body
+
+
+def public_series_view(series: Series, visits: Sequence[Visit]) -> dict[str, Any]:
+    """A series as the public route shows it: no staff or actor id in it or its visits."""
+    body = series_view(series, visits)
+    body["revisions"] = [{k: v for k, v in r.items() if k != "by"} for r in body["revisions"]]
+    body["visits"] = [public_visit_view(v) for v in sorted(visits, key=lambda v: v.starts_at)]
     return body
 
 
@@ -223,7 +248,7 @@ async def check_opening(
 
 def override_record(check: domain.OpeningCheck, who: Principal, now: dt.datetime) -> Any:
     """The record of an opening-hours override, when the window is outside them."""
-    return OverrideRecord(by=who.subject, at=now) if check == "outside" else None
+    return OverrideRecord(by=who.actor, at=now) if check == "outside" else None
 
 
 def count_overrides(before: Sequence[Visit | None], after: Sequence[Visit]) -> None:
@@ -246,7 +271,7 @@ def with_history(
     """The visit's history with one more record."""
     record = HistoryRecord(
         at=now,
-        by=who.subject,
+        by=who.actor,
         action=action,
         status=status or visit.status,
         reason=reason,
@@ -450,7 +475,7 @@ async def take_step(
 ) -> Visit:
     """Move one visit to ``target``; a retried request answers the visit unchanged."""
     # The key itself is the client's; only a digest of it (with the caller) is stored.
-    request = derived_id("req", who.subject, key)
+    request = derived_id("req", who.actor, key)
     decide = transition_change(
         store, [visit_id], target, who, actual=actual, reason=reason, request=request
     )

@@ -14,7 +14,6 @@ from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from services.contracts.payloads.base import (
     ClockTime,
-    ContractModel,
     Id,
     Name,
     NonEmptyCodes,
@@ -23,6 +22,7 @@ from services.contracts.payloads.base import (
 )
 from services.contracts.reference import ContactMode, District
 from services.mobile.domain import CancelReason, PlaceKind
+from services.plumbing.edge_models import EdgeModel
 
 KitIds = Annotated[tuple[Id, ...], Field(max_length=10), AfterValidator(unique)]
 """The mobile kit (laptop, ID-card printer ...) by inventory id, without duplicates."""
@@ -32,11 +32,14 @@ Services = Annotated[NonEmptyCodes, Field(max_length=50)]
 Slots = Annotated[int, Field(ge=0, le=200)]
 
 
-class _Body(ContractModel):
-    """Closed like the contract, and refusing anything that looks like a CPR number: staff ids
-    and references end up in events, which must never carry personal data."""
+class _Body(EdgeModel):
+    """Closed like the contract, and refusing anything that looks like a CPR number (see
+    ``EdgeModel``: 422 naming the field): staff ids and references end up in events, which must
+    never carry personal data."""
 
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", hide_input_in_errors=True, frozen=True, use_attribute_docstrings=True
+    )
 
 
 class AdHocPlaceIn(_Body):

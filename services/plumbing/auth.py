@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from services.plumbing.problems import Problem
+from services.plumbing.pseudonyms import pseudonymous_id
 from services.plumbing.settings import Environment, HubSettings
 
 
@@ -60,6 +61,10 @@ class Principal(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     subject: str
+    """The token's ``sub`` as the identity provider wrote it: for deciding, never for storing."""
+    actor: str
+    """The pseudonymous id of ``subject`` (services/plumbing/pseudonyms.py): what a service
+    stores and shows as "who did it" - audit trails, histories, who took a help request."""
     roles: frozenset[str]
     kind: Literal["person", "device"]
 
@@ -102,6 +107,7 @@ class JwtVerifier:
         jwks_lifespan_seconds: float = 300.0,
     ) -> None:
         self.issuer = settings.jwt_issuer
+        self._subject_key = settings.subject_key
         self.audience = settings.jwt_audience
         # Clocks of the identity provider and of our hosts drift a little.
         self.leeway_seconds = leeway_seconds
@@ -171,7 +177,13 @@ class JwtVerifier:
             )
         except (jwt.InvalidTokenError, jwt.InvalidKeyError) as error:
             raise _token_problem(error) from None
-        return Principal(subject=claims["sub"], roles=_roles(claims), kind="person")
+        subject = claims["sub"]
+        return Principal(
+            subject=subject,
+            actor=pseudonymous_id(self._subject_key, subject),
+            roles=_roles(claims),
+            kind="person",
+        )
 
     def _signing_key(self, token: str) -> _PublicKey | jwt.PyJWK | str:
         if self._jwks is None:

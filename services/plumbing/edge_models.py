@@ -16,7 +16,7 @@ put into the error.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Self
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -37,22 +37,38 @@ class EdgeModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_personal_data_as_sent(cls, data: Any) -> Any:
+        # The body as the client sent it, before any field converts it: a CPR-shaped string
+        # sent for a time ("0102031234" is a valid Unix timestamp to pydantic) or a number
+        # would no longer be a string when the check below runs, yet would still carry the
+        # number. Checked first, so the refusal is the answer whatever else is wrong.
+        if isinstance(data, Mapping):
+            _refuse(cls.__name__, list(cpr_locations(data)))
+        return data
+
     @model_validator(mode="after")
     def _refuse_personal_data(self) -> Self:
-        found = [
-            loc for name, value in self.__dict__.items() for loc in cpr_locations(value, (name,))
-        ]
-        if found:
-            raise ValidationError.from_exception_data(
-                type(self).__name__,
-                [
-                    InitErrorDetails(
-                        type=PydanticCustomError(PERSONAL_DATA, _MESSAGE), loc=loc, input=None
-                    )
-                    for loc in found
-                ],
-            )
+        _refuse(
+            type(self).__name__,
+            [loc for name, value in self.__dict__.items() for loc in cpr_locations(value, (name,))],
+        )
         return self
+
+
+def _refuse(title: str, found: list[Location]) -> None:
+    """Raise the ``personal_data`` error at each location in ``found``, if there is any."""
+    if found:
+        raise ValidationError.from_exception_data(
+            title,
+            [
+                InitErrorDetails(
+                    type=PydanticCustomError(PERSONAL_DATA, _MESSAGE), loc=loc, input=None
+                )
+                for loc in found
+            ],
+        )
 
 
 def cpr_locations(value: object, loc: Location = ()) -> Iterator[Location]:

@@ -215,6 +215,10 @@ def _field_problem(error: Mapping[str, Any]) -> FieldProblem:
     if kind == "union_tag_invalid":
         # pydantic's own message repeats the tag the client sent; name only what is accepted.
         message = f"Unknown kind; expected one of: {ctx.get('expected_tags', '?')}"
+    if kind == "personal_data" and ctx.get("field"):
+        # A contract model nested in a body (an address, an opening) refuses at the model and
+        # names its field in ctx: name the field itself, as the edge models' guard does.
+        loc = (*loc, str(ctx["field"]))
     return FieldProblem(field=_field_path(loc), message=message)
 
 

@@ -16,6 +16,7 @@ from services.plumbing.scrape_auth import PrometheusAuth
 from services.plumbing.secret_strength import weak_secret_reasons
 
 DEVELOPMENT_JWT_SECRET = "kanalhub-development-secret-do-not-use-in-production"
+DEVELOPMENT_SUBJECT_KEY = "kanalhub-development-subject-key-do-not-use-in-production"
 
 
 class Environment(StrEnum):
@@ -69,6 +70,10 @@ class HubSettings(BaseSettings):
     # "bearer" with prometheus_token. Unset: none in development and test, bearer in production.
     prometheus_auth: PrometheusAuth | None = None
     prometheus_token: SecretStr | None = None
+    # The key of the pseudonymous ids stored instead of a token's sub
+    # (services/plumbing/pseudonyms.py). Changing it gives every person a new id: keep it as
+    # long as the audit trails it signs.
+    subject_key: SecretStr = SecretStr(DEVELOPMENT_SUBJECT_KEY)
 
     @model_validator(mode="after")
     def _refuse_development_secrets_in_production(self) -> Self:
@@ -84,6 +89,16 @@ class HubSettings(BaseSettings):
                     + ". Prefer an asymmetric key (KANALHUB_JWT_JWKS_URL or "
                     "KANALHUB_JWT_PUBLIC_KEY); a shared secret must be random, e.g. "
                     "`openssl rand -hex 32`"
+                )
+            weak_key = weak_secret_reasons(
+                self.subject_key.get_secret_value(), DEVELOPMENT_SUBJECT_KEY
+            )
+            if weak_key:
+                raise ValueError(
+                    "KANALHUB_ENVIRONMENT=production refuses this KANALHUB_SUBJECT_KEY: "
+                    + "; ".join(weak_key)
+                    + ". Set a random key, e.g. `openssl rand -hex 32`, and keep it: it makes "
+                    "the pseudonymous ids of people in audit trails"
                 )
         return self
 

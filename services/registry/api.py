@@ -197,7 +197,7 @@ async def create_service(body: ServiceIn, store: StoreDep, editor: RegistryWrite
         Kind.SERVICE,
         body.code,
         _service_change(body, body.code),
-        actor=editor.subject,
+        actor=editor.actor,
         action="created",
         expected_version=None,
     )
@@ -216,7 +216,7 @@ async def update_service(
         Kind.SERVICE,
         code,
         _service_change(body, code),
-        actor=editor.subject,
+        actor=editor.actor,
         action="updated",
         expected_version=_expected_version(if_match),
     )
@@ -240,7 +240,7 @@ async def retire_service(
         Kind.SERVICE,
         code,
         change,
-        actor=editor.subject,
+        actor=editor.actor,
         action="retired",
         expected_version=_expected_version(if_match),
     )
@@ -295,7 +295,7 @@ async def create_site(body: SiteIn, store: StoreDep, editor: RegistryWriter) -> 
         Kind.SITE,
         site_id,
         _site_change(body, site_id),
-        actor=editor.subject,
+        actor=editor.actor,
         action="created",
         expected_version=None,
     )
@@ -314,7 +314,7 @@ async def update_site(
         Kind.SITE,
         site_id,
         _site_change(body, site_id),
-        actor=editor.subject,
+        actor=editor.actor,
         action="updated",
         expected_version=_expected_version(if_match),
     )
@@ -348,7 +348,7 @@ async def retire_site(
         Kind.SITE,
         site_id,
         change,
-        actor=editor.subject,
+        actor=editor.actor,
         action="retired",
         expected_version=expected,
     )
@@ -427,9 +427,14 @@ async def get_entry(entry_id: str, store: StoreDep) -> JSONResponse:
 
 @router.get("/entries/{entry_id}/audit", tags=["entries"], responses=problem_responses(404))
 async def entry_audit(entry_id: str, store: StoreDep) -> list[dict[str, Any]]:
-    """Who (pseudonymous id) changed the entry, what and when; oldest first."""
+    """What changed in the entry and when; oldest first.
+
+    The route is public (the change history of open data), so it shows no actor: who made a
+    change (a pseudonymous id) stays in the stored trail for operators (issue 19, item 2).
+    """
     await _read(store, Kind.ENTRY, entry_id)
-    return await store.audit(Kind.ENTRY, entry_id)
+    trail = await store.audit(Kind.ENTRY, entry_id)
+    return [{k: v for k, v in record.items() if k != "actor"} for record in trail]
 
 
 async def _entry_problems(store: RegistryStore, body: EntryIn, entry_id: str) -> list[FieldProblem]:
@@ -467,7 +472,7 @@ async def create_entry(body: EntryIn, store: StoreDep, editor: RegistryWriter) -
         Kind.ENTRY,
         entry_id,
         _entry_change(store, body, entry_id),
-        actor=editor.subject,
+        actor=editor.actor,
         action="created",
         expected_version=None,
     )
@@ -490,7 +495,7 @@ async def update_entry(
         Kind.ENTRY,
         entry_id,
         _entry_change(store, body, entry_id),
-        actor=editor.subject,
+        actor=editor.actor,
         action="updated",
         expected_version=_expected_version(if_match),
     )
@@ -515,7 +520,7 @@ async def retire_entry(
         Kind.ENTRY,
         entry_id,
         change,
-        actor=editor.subject,
+        actor=editor.actor,
         action="retired",
         expected_version=_expected_version(if_match),
     )
@@ -588,7 +593,7 @@ async def import_records(
         raise _invalid(refused.problems) from None
     if not dry_run:
         try:
-            await store.save_many(plan.changes, actor=editor.subject, action="imported")
+            await store.save_many(plan.changes, actor=editor.actor, action="imported")
         except StaleVersion:
             raise Problem(
                 409,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from services.contracts.payloads.base import Code, Codes, Id, Name, unique
 from services.contracts.payloads.registry import Address, OpeningException, StaffHelp, WeeklyOpening
@@ -21,10 +21,13 @@ from services.contracts.reference import (
     EntryStatus,
     EntryType,
 )
+from services.plumbing.edge_models import EdgeModel
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+class _Body(EdgeModel):
+    """Closed, and refusing a CPR-shaped value anywhere in the body with 422 naming its field
+    (see ``EdgeModel``); the bulk import validates every JSON item and CSV row into these
+    models, so its cells pass the same guard."""
 
 
 class OpeningHoursIn(_Body):

@@ -85,6 +85,7 @@ def hub_env(broker: NoidaBroker | TansuBroker, valkey: ValkeyProcess) -> dict[st
         "KANALHUB_KEY_PREFIX": f"test{uuid4().hex[:10]}",
         "KANALHUB_TOPIC_PARTITIONS": "3",
         "KANALHUB_JWT_SECRET": secrets.token_urlsafe(48),
+        "KANALHUB_SUBJECT_KEY": secrets.token_urlsafe(48),
         # production scrapes need the scrape token (docs/security.md, public surfaces)
         "KANALHUB_PROMETHEUS_TOKEN": SCRAPE_TOKEN,
     }

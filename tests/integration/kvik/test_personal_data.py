@@ -10,6 +10,7 @@ from uuid import uuid4
 
 import pytest
 
+from services.plumbing.pseudonyms import pseudonymous_id
 from tests.integration.kvik.conftest import Kvik, auth
 
 pytestmark = pytest.mark.integration
@@ -107,3 +108,23 @@ async def test_a_staff_token_whose_subject_looks_like_a_cpr_number_cannot_take_a
     assert [e["field"] for e in response.json()["errors"]] == ["token.sub"]
     assert "0102031234" not in response.text
     assert await kvik.snapshot() == before
+
+
+async def test_a_taken_request_stores_the_staff_member_by_pseudonymous_id(
+    kvik: Kvik, kiosk: dict[str, str]
+) -> None:
+    body = {
+        "help_request_id": str(uuid4()),
+        "kiosk_id": KIOSK,
+        "session_id": str(uuid4()),
+        "channel": "phone",
+    }
+    assert (await kvik.client.post("/help", json=body, headers=kiosk)).status_code == 201
+    staff = auth(kvik.hub, "kvik:staff", subject="jens.hansen@kk.dk")
+    taken = await kvik.client.post(f"/help/{body['help_request_id']}/take", headers=staff)
+    assert taken.status_code == 200, taken.text
+    pseudonym = pseudonymous_id(kvik.settings.hub.subject_key, "jens.hansen@kk.dk")
+    assert taken.json()["staff"] == pseudonym
+    stored = await kvik.service.store.help_request(body["help_request_id"])
+    assert stored["staff"] == pseudonym
+    assert not any("jens.hansen" in value for value in stored.values())

@@ -194,7 +194,9 @@ async def test_app_without_a_verifier_fails_with_a_clear_error(settings: HubSett
 
 
 def test_principal_is_immutable() -> None:
-    principal = Principal(subject="p", roles=frozenset({"a"}), kind="person")
+    principal = Principal(
+        subject="p", actor="p-0000000000000000", roles=frozenset({"a"}), kind="person"
+    )
     with pytest.raises(ValidationError):
         principal.subject = "q"  # type: ignore[misc]
 
@@ -417,7 +419,7 @@ def test_other_device_token_does_not_match() -> None:
 def test_mint_token_refuses_in_production() -> None:
     # A random secret: the production check refuses weak ones before minting is reached.
     secret = "9f3ac27e41d0b86c5e1f7a2d04b6e9c1f5a38d72"
-    production = HubSettings(environment="production", jwt_secret=secret)
+    production = HubSettings(environment="production", jwt_secret=secret, subject_key=secret[::-1])
     with pytest.raises(ValueError, match="production"):
         mint_token(production, "p-1", [Role.REGISTRY_WRITE])
 

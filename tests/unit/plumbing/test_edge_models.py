@@ -4,7 +4,7 @@ with the value's own location and never the value itself."""
 from __future__ import annotations
 
 import pytest
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 
 from services.plumbing.edge_models import PERSONAL_DATA, EdgeModel, cpr_locations
 
@@ -74,3 +74,25 @@ def test_a_plain_model_inside_is_walked_too() -> None:
 def test_unknown_fields_are_still_refused() -> None:
     errors = _errors({"name": "ok", "surname": "x"})
     assert [e["type"] for e in errors] == ["extra_forbidden"]
+
+
+class Timed(EdgeModel):
+    at: AwareDatetime
+    count: int = 0
+
+
+@pytest.mark.parametrize(
+    ("data", "loc"),
+    [
+        # pydantic reads a numeric string as a Unix timestamp: the number would be stored.
+        ({"at": CPR}, ("at",)),
+        ({"at": "2026-12-07T10:00:00Z", "count": "0102031234"}, ("count",)),
+        ({"at": "not a time", "count": CPR}, ("count",)),
+    ],
+)
+def test_a_cpr_shaped_string_is_refused_as_sent_before_a_field_converts_it(
+    data: dict[str, object], loc: tuple[object, ...]
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Timed.model_validate(data)
+    assert [(e["type"], e["loc"]) for e in caught.value.errors()] == [(PERSONAL_DATA, loc)]

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field
 from starlette.types import Receive, Scope, Send
 
+from services.contracts.payloads.registry import Address
 from services.plumbing.body_guards import BodySizeLimit
 from services.plumbing.problems import (
     PROBLEM_MEDIA_TYPE,
@@ -257,3 +258,25 @@ async def test_openapi_documents_problem_json_for_listed_statuses_and_validation
     schemas = document["components"]["schemas"]
     assert {"ProblemDetail", "FieldProblem"} <= set(schemas)
     assert "HTTPValidationError" not in schemas
+
+
+class Site(BaseModel):
+    address: Address
+
+
+async def test_a_contract_model_refusing_a_cpr_number_names_the_field_itself() -> None:
+    # The contract's guard refuses at the (nested) model and names the field in ctx.
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.post("/sites")
+    async def post_site(site: Site) -> None:
+        del site
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        address = {"street": f"Testvej {SECRET}", "postal_code": "2300", "city": "Valby"}
+        response = await client.post("/sites", json={"address": address})
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["body.address.street"]
+    assert SECRET not in response.text

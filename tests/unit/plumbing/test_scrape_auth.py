@@ -13,7 +13,12 @@ STRONG = "Zq7v-Rk2m-Tp9x-Lw4c-Hs8n-Bd3f-Jy6g-Qe1a"
 
 
 def _hub(environment: Environment, **overrides: object) -> HubSettings:
-    return HubSettings(environment=environment, jwt_secret=STRONG, **overrides)  # type: ignore[arg-type]
+    return HubSettings(
+        environment=environment,
+        jwt_secret=STRONG,
+        subject_key=STRONG[::-1],
+        **overrides,  # type: ignore[arg-type]
+    )
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,11 @@ def test_production_refuses_a_weak_shared_secret(secret: str) -> None:
     ids=["openssl rand -hex 32", "hex 16 bytes", "urlsafe 32 bytes", "urlsafe 48 bytes"],
 )
 def test_production_accepts_a_random_shared_secret(secret: str) -> None:
-    settings = HubSettings(environment="production", jwt_secret=SecretStr(secret))
+    settings = HubSettings(
+        environment="production",
+        jwt_secret=SecretStr(secret),
+        subject_key=SecretStr(secrets.token_hex(32)),
+    )
     assert settings.jwt_secret.get_secret_value() == secret
 
 
@@ -87,6 +91,7 @@ def test_production_with_a_jwks_url_ignores_the_unused_shared_secret() -> None:
         environment="production",
         jwt_jwks_url="https://idp.example/jwks.json",
         jwt_algorithms=["RS256"],
+        subject_key=SecretStr(secrets.token_hex(32)),
     )
     assert settings.jwt_jwks_url == "https://idp.example/jwks.json"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from services.kvik.settings import KvikSettings
 from services.plumbing.settings import HubSettings
@@ -39,5 +39,6 @@ def test_production_accepts_a_jwks_url() -> None:
         environment="production",  # type: ignore[arg-type]
         jwt_jwks_url="https://login.example/jwks",
         jwt_algorithms=["RS256"],
+        subject_key=SecretStr("b7e3f0a91c4d2e8f6a5b3c1d9e7f0a2b4c6d8e1f"),
     )
     assert settings.jwt_jwks_url == "https://login.example/jwks"
