@@ -289,6 +289,10 @@ class EventConsumer:
                 backoff.reset()
                 while not self.stopping.is_set():
                     await self.poll_once(consumer)
+                    # aiokafka's fetcher can swallow a cancel that lands while it waits (its
+                    # getmany then just answers empty): without this the task would poll on
+                    # for ever after being cancelled (a CI run hung here for 300 s)
+                    stop_if_cancelled()
             except asyncio.CancelledError:
                 raise
             except _StopRequested:

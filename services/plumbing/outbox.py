@@ -169,6 +169,7 @@ class OutboxRelay:
                 while not self.stopping.is_set():
                     await self.step()
                     backoff.reset()
+                    stop_if_cancelled()  # a library may have swallowed a cancel (see consumer)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
