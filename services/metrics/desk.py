@@ -13,7 +13,7 @@ import csv
 import datetime as dt
 import io
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -45,6 +45,7 @@ from services.contracts.payloads.base import Code, Id, StaffId
 from services.contracts.payloads.desk import MAX_TICKETS_PER_DAY
 from services.metrics import domain, tickets
 from services.metrics.deps import RuntimeDep, SettingsDep, StoreDep
+from services.metrics.intake import refuse_if_any
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import MetricsStore, RegistryEntry
 from services.plumbing.auth import DeskReporter, MetricsReader
@@ -263,18 +264,6 @@ class DeskTimesOut(BaseModel):
 # -- shared checks -----------------------------------------------------------------------------
 
 
-def _refuse(problems: Sequence[tuple[str, str]]) -> None:
-    if problems:
-        count = len(problems)
-        raise Problem(
-            422,
-            "validation-failed",
-            "Request validation failed",
-            detail=f"{count} problem{'' if count == 1 else 's'} found; nothing was taken in.",
-            errors=[FieldProblem(field=f, message=m) for f, m in problems],
-        )
-
-
 def accepts_desk_tickets(entry: RegistryEntry) -> bool:
     """Whether an entry has desks a queue system calls tickets to: a citizen-service centre,
     or any entry where staff help citizens in person (e.g. a library with a service desk)."""
@@ -295,9 +284,9 @@ async def desk_entry(store: MetricsStore, runtime: ServiceRuntime, entry_id: str
             detail=f"The registry has not told of entry '{entry_id}'; nothing was taken in.",
         )
     if entry.retired:
-        _refuse([("path.entry_id", "The entry is retired in the registry")])
+        refuse_if_any([("path.entry_id", "The entry is retired in the registry")])
     if not accepts_desk_tickets(entry):
-        _refuse(
+        refuse_if_any(
             [
                 (
                     "path.entry_id",
@@ -307,7 +296,7 @@ async def desk_entry(store: MetricsStore, runtime: ServiceRuntime, entry_id: str
             ]
         )
     if entry.district is None:
-        _refuse([("path.entry_id", "The entry is city-wide: it has no district to count in")])
+        refuse_if_any([("path.entry_id", "The entry is city-wide: it has no district to count in")])
     return entry
 
 
@@ -399,7 +388,7 @@ async def put_ticket(
         problems.append(("path.ticket_id", "Looks like a CPR number; send pseudonymous ids only"))
     if ticket.ticket_id is not None and ticket.ticket_id != ticket_id:
         problems.append(("body.ticket_id", "Must equal the ticket id in the path"))
-    _refuse(problems)
+    refuse_if_any(problems)
     entry = await desk_entry(store, runtime, entry_id)
     now = dt.datetime.now(dt.UTC)
     problems = [
@@ -421,7 +410,7 @@ async def put_ticket(
         problems.append(
             ("body.service", f"Unknown service '{ticket.service}': not in the registry's catalogue")
         )
-    _refuse(problems)
+    refuse_if_any(problems)
     try:
         contract = _contract_ticket(ticket_id, ticket)
         data = DeskTicketEnded(
@@ -431,7 +420,7 @@ async def put_ticket(
             district=entry.district,
         )
     except ValidationError as exc:
-        _refuse(_contract_problems(exc, "body"))
+        refuse_if_any(_contract_problems(exc, "body"))
         raise  # pragma: no cover - _refuse raised
     day = domain.local_day(contract.ended_at)
     accepted = DeskTicketAccepted(
@@ -692,7 +681,7 @@ async def _take_day(
                 f"Duplicate ticket: the same ticket id as {numbered[earlier][0]}",
             )
         )
-    _refuse(problems)
+    refuse_if_any(problems)
     try:
         data = DeskDayReported(
             entry_id=entry_id,
@@ -702,7 +691,7 @@ async def _take_day(
             tickets=tuple(_contract_ticket(t.ticket_id, t) for _, t in numbered),
         )
     except ValidationError as exc:
-        _refuse(_contract_problems(exc, "body"))
+        refuse_if_any(_contract_problems(exc, "body"))
         raise  # pragma: no cover - _refuse raised
     mark = store.desk_intake_key(entry_id, day)
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -79,7 +80,7 @@ async def post_intake(
         for item in intake.items
     ]
     catalogue = await store.catalogue(runtime.redis)
-    _refuse_if_any(
+    refuse_if_any(
         domain.intake_problems(intake.day, lines, domain.today_in_copenhagen(), catalogue)
     )
     await publish_reports(runtime.outbox, runtime.settings.source, intake.source, intake.day, lines)
@@ -128,7 +129,7 @@ async def post_intake_csv(
         lambda i: domain.csv_line_name(numbered[i][0]),
         "query.day",
     )
-    _refuse_if_any(problems)
+    refuse_if_any(problems)
     await publish_reports(runtime.outbox, runtime.settings.source, source, day, lines)
     return IntakeAccepted(lines=len(lines))
 
@@ -176,7 +177,8 @@ def parse_intake_csv(
     return lines, problems
 
 
-def _refuse_if_any(problems: list[tuple[str, str]]) -> None:
+def refuse_if_any(problems: Sequence[tuple[str, str]]) -> None:
+    """Refuse a whole intake with one 422 naming every ``(field, message)`` problem."""
     if problems:
         count = len(problems)
         raise Problem(

@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 from collections.abc import AsyncIterator
-from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
@@ -25,6 +24,7 @@ from services.plumbing.producer import EventProducer
 from services.plumbing.settings import HubSettings
 from tests.integration.metrics.builders import payload, session
 from tests.integration.metrics.conftest import auth
+from tests.integration.metrics.page_dom import PageRows
 from tests.unit.contracts.samples import ENTRY_ID
 
 pytestmark = [
@@ -74,29 +74,6 @@ async def _chromium(*args: str) -> bytes:
     return out
 
 
-class _Rows(HTMLParser):
-    """Collects the ``data-*`` attributes of table rows and the elements with an id."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: list[dict[str, str]] = []
-        self.texts: dict[str, str] = {}
-        self._open: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {k: v or "" for k, v in attrs}
-        if tag == "tr" and any(k.startswith("data-") for k in values):
-            self.rows.append(values)
-        self._open = values.get("id")
-
-    def handle_data(self, data: str) -> None:
-        if self._open:
-            self.texts[self._open] = self.texts.get(self._open, "") + data
-
-    def handle_endtag(self, tag: str) -> None:
-        self._open = None
-
-
 async def _wait_handled(settings: HubSettings, base: str, count: int) -> None:
     headers = auth(settings, "metrics:read")
     today = dt.datetime.now(dt.UTC).date()
@@ -132,7 +109,7 @@ async def test_the_page_shows_the_apis_figures_in_headless_chromium(
     await _wait_handled(hub_settings, served, 4)
 
     dom = await _chromium("--dump-dom", "--virtual-time-budget=3000", f"{served}/?lang=en")
-    page = _Rows()
+    page = PageRows()
     page.feed(dom.decode())
     shown = {row["data-district"]: row["data-share"] for row in page.rows if "data-district" in row}
 
@@ -251,7 +228,7 @@ async def test_the_page_shows_the_desk_times_of_the_api(
             raise AssertionError(f"the tickets were not counted in time: {times.text}")
 
     dom = await _chromium("--dump-dom", "--virtual-time-budget=3000", f"{served}/?lang=en")
-    page = _Rows()
+    page = PageRows()
     page.feed(dom.decode())
     shown = {
         row["data-centre"]: (

@@ -5,7 +5,6 @@ shares built on fewer contacts are not shown; a protected page shows every figur
 from __future__ import annotations
 
 import datetime as dt
-from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -14,39 +13,13 @@ from services.contracts import EventType, HelpChannel
 from services.plumbing.settings import HubSettings
 from tests.integration.metrics.builders import session
 from tests.integration.metrics.conftest import Metrics, running_metrics
+from tests.integration.metrics.page_dom import PageRows
 from tests.unit.contracts.samples import ENTRY_ID
 
 pytestmark = pytest.mark.integration
 
 
-class _Page(HTMLParser):
-    """The ``data-*`` attributes of table rows and the text of elements with an id."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: list[dict[str, str]] = []
-        self.texts: dict[str, str] = {}
-        self._open: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {k: v or "" for k, v in attrs}
-        if tag == "tr" and any(k.startswith("data-") for k in values):
-            self.rows.append(values)
-        self._open = values.get("id")
-
-    def handle_data(self, data: str) -> None:
-        if self._open:
-            self.texts[self._open] = self.texts.get(self._open, "") + data
-
-    def handle_endtag(self, tag: str) -> None:
-        self._open = None
-
-    def row(self, attribute: str, value: str) -> dict[str, str]:
-        """The table row whose ``attribute`` is ``value``."""
-        return next(r for r in self.rows if r.get(attribute) == value)
-
-
-async def _page_after_four_sessions(metrics: Metrics, **headers: Any) -> _Page:
+async def _page_after_four_sessions(metrics: Metrics, **headers: Any) -> PageRows:
     """Three KVIK sessions in Valby (two alone, one with video help) and one in Nørrebro,
     counted; the page as an anonymous visitor (or with ``headers``) sees it."""
     now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
@@ -62,7 +35,7 @@ async def _page_after_four_sessions(metrics: Metrics, **headers: Any) -> _Page:
     await metrics.wait_handled(4)
     response = await metrics.client.get("/", params={"lang": "en"}, headers=headers)
     assert response.status_code == 200, response.text
-    page = _Page()
+    page = PageRows()
     page.feed(response.text)
     return page
 

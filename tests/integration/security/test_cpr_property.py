@@ -31,12 +31,15 @@ from hypothesis import strategies as st
 from services.contracts.guard import CPR_PATTERN
 from services.contracts.payloads.registry import EntryUpserted
 from services.kvik.events import handlers
+from services.metrics.intake import CSV_COLUMNS as INTAKE_CSV_COLUMNS
 from services.metrics.store import MetricsStore
 from services.plumbing.auth import Role, mint_token
 from services.plumbing.problems import PROBLEM_MEDIA_TYPE
 from services.plumbing.runtime import ServiceRuntime
 from services.plumbing.settings import HubSettings
+from services.registry.bulk import ENTRY_COLUMNS, SITE_COLUMNS
 from tests.integration.kvik.conftest import ENTRY_ID, entry_event, service_event, session_body
+from tests.integration.registry.conftest import ENTRY, SITE
 from tests.integration.security.services import (
     SERVICES,
     create_app,
@@ -97,29 +100,6 @@ def _local(days: int, hour: int) -> str:
 YESTERDAY = (dt.date.today() - dt.timedelta(days=1)).isoformat()
 SESSION_ID = "6f1c0c1e-3c55-4a8e-9d6b-2f0e3a1b9c01"
 
-SITE: dict[str, Any] = {
-    "site_id": "site-test",
-    "name": "Testbiblioteket",
-    "address": {"street": "Testvej 1", "postal_code": "2300", "city": "Koebenhavn S"},
-    "district": "amager-vest",
-    "latitude": 55.665,
-    "longitude": 12.578,
-    "owner": "kff",
-}
-ENTRY: dict[str, Any] = {
-    "entry_id": "entry-test",
-    "site_id": "site-test",
-    "name": "Borgerservice KVIK Test",
-    "kind": "kvik_point",
-    "entry_type": "service_and_offers",
-    "administration": "okf",
-    "coverage": "local",
-    "district": "amager-vest",
-    "services": ["passport"],
-    "staff_help": ["video"],
-    "status": "open",
-    "opening_hours": {"weekly": [{"weekday": 0, "opens": "10:00", "closes": "19:00"}]},
-}
 SERVICE: dict[str, Any] = {"code": "passport", "name": "Pas", "general_needs": True}
 PLACE: dict[str, Any] = {
     "place_id": "place-valby-st",
@@ -244,34 +224,11 @@ def _rows(record: dict[str, Any], columns: list[str]) -> list[list[str]]:
     return [columns, [str(record[c]) for c in columns]]
 
 
-SITE_CSV_COLUMNS = [
-    "site_id",
-    "name",
-    "street",
-    "postal_code",
-    "city",
-    "district",
-    "latitude",
-    "longitude",
-    "owner",
-]
+SITE_CSV_COLUMNS = SITE_COLUMNS
 SITE_CSV = {**SITE, **SITE["address"]}
-ENTRY_CSV_COLUMNS = [
-    "entry_id",
-    "site_id",
-    "name",
-    "kind",
-    "entry_type",
-    "administration",
-    "coverage",
-    "district",
-    "services",
-    "staff_help",
-    "status",
-    "weekly",
-]
+ENTRY_CSV_COLUMNS = ENTRY_COLUMNS
 ENTRY_CSV = {**ENTRY, "services": "passport", "staff_help": "video", "weekly": "0 10:00-19:00"}
-INTAKE_COLUMNS = ["district", "service", "self_service", "assisted"]
+INTAKE_COLUMNS = list(INTAKE_CSV_COLUMNS)
 DESK_COLUMNS = list(TICKET)
 
 
