@@ -93,6 +93,17 @@ def write_endpoints(app: FastAPI) -> list[tuple[str, str]]:
     ]
 
 
+async def staged(app: FastAPI) -> int:
+    """How many events the service ever staged in its outbox: the stream's ``entries-added``,
+    which only a new event moves (the depth also falls when the relay ships one, which on a
+    loaded machine can happen in the middle of a test)."""
+    runtime: ServiceRuntime = app.state.runtime
+    if not await runtime.redis.exists(runtime.outbox.stream):
+        return 0
+    info = await runtime.redis.xinfo_stream(runtime.outbox.stream)
+    return int(info["entries-added"])
+
+
 async def redis_state(app: FastAPI, prefix: str) -> dict[bytes, Any]:
     """What a refused request must not touch: every key of the test's prefix and its dump;
     streams (the outbox) by their last generated id - their dump also holds the relay's

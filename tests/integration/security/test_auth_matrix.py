@@ -15,7 +15,6 @@ import pytest
 from fastapi import FastAPI
 
 from services.plumbing.auth import Role, mint_token
-from services.plumbing.runtime import ServiceRuntime
 from services.plumbing.settings import HubSettings
 from tests.integration.security.role_table import (
     CONFIGURED,
@@ -32,6 +31,7 @@ from tests.integration.security.services import (
     routes,
     running_app,
     service_settings,
+    staged,
 )
 
 pytestmark = pytest.mark.integration
@@ -58,11 +58,6 @@ async def _call(
 ) -> httpx.Response:
     body: dict[str, str] | None = {} if rule.method.lower() in WRITES else None
     return await client.request(rule.method, fill(rule.path), headers=headers, json=body)
-
-
-async def _staged(app: FastAPI) -> int:
-    runtime: ServiceRuntime = app.state.runtime
-    return await runtime.outbox.depth()
 
 
 def test_the_table_names_only_known_roles_and_kinds_of_access() -> None:
@@ -99,7 +94,7 @@ async def test_every_route_lets_in_exactly_the_roles_the_table_names(
         if response.status_code not in allowed:
             wrong.append(f"{rule.method} {rule.path} as {who}: {response.status_code}")
 
-    before = await _staged(app)
+    before = await staged(app)
     for rule in rules:
         if rule.access == PUBLIC:
             continue
@@ -115,7 +110,7 @@ async def test_every_route_lets_in_exactly_the_roles_the_table_names(
             response = await _call(client, rule, _bearer(tokens[role]))
             # a device route refuses a person's token as not a device token
             expect(rule, role, response, {401} if rule.access == DEVICE else {403})
-    assert await _staged(app) == before, "a refused call staged an event"
+    assert await staged(app) == before, "a refused call staged an event"
     for rule in rules:
         granted: list[tuple[str, dict[str, str]]] = (
             [("no token", {})] if rule.access == PUBLIC else []

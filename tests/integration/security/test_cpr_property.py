@@ -45,6 +45,7 @@ from tests.integration.security.services import (
     create_app,
     redis_state,
     service_settings,
+    staged,
 )
 
 pytestmark = pytest.mark.integration
@@ -528,11 +529,10 @@ class Target:
 
     async def state(self) -> tuple[dict[bytes, Any], int]:
         """Every key of the test (but the rate and failed-token counters, which a request may
-        move however it ends) and the outbox depth."""
+        move however it ends) and how many events were ever staged."""
         state = await redis_state(self.app, self.hub.key_prefix)
-        runtime: ServiceRuntime = self.app.state.runtime
         kept = {k: v for k, v in state.items() if not k.startswith(self.skipped)}
-        return kept, await runtime.outbox.depth()
+        return kept, await staged(self.app)
 
 
 async def _kiosk_token(app: FastAPI, client: httpx.AsyncClient, person: str) -> str:

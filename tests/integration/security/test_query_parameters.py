@@ -20,9 +20,8 @@ from fastapi import FastAPI
 from services.plumbing.auth import mint_token
 from services.plumbing.problems import PROBLEM_MEDIA_TYPE
 from services.plumbing.query_guard import PROBLEM_SLUG
-from services.plumbing.runtime import ServiceRuntime
 from services.plumbing.settings import HubSettings
-from tests.integration.security.services import SERVICES, running_app
+from tests.integration.security.services import SERVICES, running_app, staged
 
 pytestmark = pytest.mark.integration
 
@@ -68,16 +67,11 @@ def _refusal(response: httpx.Response) -> dict[str, str] | str:
     return {error["field"]: error["message"] for error in body["errors"]}
 
 
-async def _staged(app: FastAPI) -> int:
-    runtime: ServiceRuntime = app.state.runtime
-    return await runtime.outbox.depth()
-
-
 async def test_every_operation_refuses_an_unknown_query_parameter_naming_it(
     service: tuple[str, FastAPI, httpx.AsyncClient],
 ) -> None:
     name, app, client = service
-    before = await _staged(app)
+    before = await staged(app)
     operations = _operations(app)
     assert any(method == "get" for method, _, _ in operations), f"{name}: no GET operation?"
     wrong = []
@@ -87,7 +81,7 @@ async def test_every_operation_refuses_an_unknown_query_parameter_naming_it(
         if not isinstance(refusal, dict) or list(refusal) != [f"query.{UNKNOWN}"]:
             wrong.append(f"{method.upper()} {path}: {refusal}")
     assert not wrong, f"{name}:\n" + "\n".join(wrong)
-    assert await _staged(app) == before
+    assert await staged(app) == before
 
 
 async def test_routes_outside_the_document_refuse_unknown_query_parameters_too(
