@@ -24,6 +24,7 @@ from bench.stats import percentile
 from services.contracts import CloudEvent, ContactMode, District, EventType, Topic, new_event
 from services.contracts.payloads.mobile import ContactRecorded
 from services.plumbing.consumer import EventConsumer, Transaction
+from services.plumbing.kafka_security import kafka_client_options
 from services.plumbing.outbox import Outbox, OutboxRelay
 from services.plumbing.producer import EventProducer
 from services.plumbing.settings import HubSettings
@@ -168,7 +169,7 @@ async def bare_consume(settings: HubSettings, topic: str, count: int) -> None:
     """Read ``count`` records of ``topic`` with a plain aiokafka consumer: the ceiling."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=settings.kafka_bootstrap,
+        **kafka_client_options(settings),
         group_id=f"kanalhub.bench.bare{settings.topic_suffix}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",

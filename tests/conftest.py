@@ -21,9 +21,8 @@ from redis.asyncio import Redis
 from services.hub.embedded import (
     BROKER_KINDS,
     DEFAULT_BROKER,
+    KafkaBroker,
     ManagedProcess,
-    NoidaBroker,
-    TansuBroker,
     ValkeyProcess,
     free_port,
     make_broker,
@@ -41,7 +40,7 @@ def _start_or_fail(process: ManagedProcess, what: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NoidaBroker | TansuBroker]:
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     """The embedded Kafka-protocol broker (``KANALHUB_TEST_BROKER``, default DEFAULT_BROKER)."""
     kind = os.environ.get("KANALHUB_TEST_BROKER", DEFAULT_BROKER)
     if kind not in BROKER_KINDS:
@@ -65,7 +64,7 @@ def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyProcess]:
 
 
 @pytest.fixture
-def hub_settings(broker: NoidaBroker | TansuBroker, valkey: ValkeyProcess) -> HubSettings:
+def hub_settings(broker: KafkaBroker, valkey: ValkeyProcess) -> HubSettings:
     """Settings for the session broker and Valkey, with topics and keys of this test only."""
     return HubSettings(
         kafka_bootstrap=broker.bootstrap,

@@ -13,6 +13,11 @@
   :class:`EventDecodeError` with a machine-readable reason.
 - JSON Schemas and an AsyncAPI 3 document are generated from these models into
   ``docs/events`` (``make schemas``); a test fails when the checked-in copies drift.
+- The meaning every service must judge alike lives here too, imported from its module:
+  :mod:`~services.contracts.opening_hours` (open at an instant, open hours in a period, Danish
+  public holidays), :mod:`~services.contracts.geography` (the Copenhagen clock, the box around
+  the municipality, distance), :mod:`~services.contracts.target` (the digital target share and
+  deadline) and :mod:`~services.contracts.reference` (districts and the other vocabularies).
 """
 
 from services.contracts.envelope import (

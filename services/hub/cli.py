@@ -86,8 +86,11 @@ def serve(service: ServiceName) -> None:
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        # httptools reads a request head of any size; this protocol answers 431 past a bound.
-        http=bounded_http_protocol(settings.max_header_bytes),
+        # httptools reads a request head of any size, however slowly it comes; this protocol
+        # answers 431 past a size bound and 408 past a time bound.
+        http=bounded_http_protocol(
+            settings.max_header_bytes, header_timeout_seconds=settings.header_timeout_seconds
+        ),
         log_config=None,  # our structlog configuration owns the log format
         access_log=False,
         timeout_graceful_shutdown=10,
@@ -369,6 +372,270 @@ def kvik_quarantine_drop(
         console.print(f"no quarantined item {item}")
         raise typer.Exit(1)
     console.print(f"dropped {item}")
+
+
+outbox_app = typer.Typer(help="Outbox operations.", no_args_is_help=True)
+app.add_typer(outbox_app, name="outbox")
+outbox_quarantine_app = typer.Typer(
+    help="Outbox entries a service's relay set aside (malformed, or refused by the broker for "
+    "good): list, release, drop.",
+    no_args_is_help=True,
+)
+outbox_app.add_typer(outbox_quarantine_app, name="quarantine")
+OutboxService = Annotated[ServiceName, typer.Option("--service", help="Whose outbox.")]
+QuarantinedId = Annotated[str, typer.Argument(help="The quarantined entry's id, as listed.")]
+
+
+def _service_settings(service: ServiceName) -> Any:
+    from pydantic import ValidationError
+
+    try:
+        return _load(SETTINGS_CLASS[service])()
+    except ValidationError as error:
+        console.print(f"[red]the {service.value} settings are refused:[/red] {error}")
+        raise typer.Exit(2) from None
+
+
+def _on_outbox(service: ServiceName, work: Any) -> Any:
+    """Run ``work(outbox)`` against ``service``'s outbox, with a client closed afterwards."""
+    from services.plumbing.outbox import Outbox
+    from services.plumbing.runtime import connect_redis
+
+    settings = _service_settings(service)
+
+    async def go() -> Any:
+        redis = connect_redis(settings)
+        try:
+            return await work(Outbox(redis, settings.hub, settings.service))
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(go())
+
+
+@outbox_quarantine_app.command("list")
+def outbox_quarantine_list(service: OutboxService) -> None:
+    """Show the quarantined outbox entries of a service, oldest first (no payload values)."""
+    from services.plumbing.outbox_quarantine import quarantined
+
+    entries = _on_outbox(service, quarantined)
+    if not entries:
+        console.print(f"the {service.value} outbox quarantine is empty")
+        return
+    table = Table(title=f"{service.value} outbox quarantine ({len(entries)})")
+    table.add_column("id", no_wrap=True)  # release and drop take it whole
+    table.add_column("quarantined at")
+    table.add_column("outbox entry", no_wrap=True)
+    table.add_column("event type")
+    table.add_column("reason")
+    for entry in entries:
+        table.add_row(entry.id, entry.at, entry.entry_id, entry.type, entry.reason)
+    console.print(table)
+
+
+@outbox_quarantine_app.command("release")
+def outbox_quarantine_release(
+    service: OutboxService,
+    entry: QuarantinedId,
+    set_fields: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Replace or add a field before releasing, NAME=VALUE (repeatable), "
+            "e.g. --set key=visit-42.",
+        ),
+    ] = None,
+) -> None:
+    """Put a quarantined entry back into the outbox for the relay to send (refused while it
+    would be quarantined again)."""
+    from services.plumbing.outbox_quarantine import NotQuarantined, StillMalformed, release
+
+    changes: dict[str, str] = {}
+    for item in set_fields or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            console.print(f"[red]--set takes NAME=VALUE, not {item!r}[/red]")
+            raise typer.Exit(2)
+        changes[name] = value
+    try:
+        new_id = _on_outbox(service, lambda outbox: release(outbox, outbox.topics, entry, changes))
+    except NotQuarantined:
+        console.print(f"no quarantined entry {entry} in the {service.value} outbox")
+        raise typer.Exit(1) from None
+    except StillMalformed as error:
+        console.print(
+            f"[red]not released:[/red] entry {entry} would be quarantined again "
+            f"({error.reason}); fix the field with --set NAME=VALUE, or drop it"
+        )
+        raise typer.Exit(1) from None
+    console.print(f"released {entry} into the {service.value} outbox as {new_id}")
+
+
+@outbox_quarantine_app.command("drop")
+def outbox_quarantine_drop(service: OutboxService, entry: QuarantinedId) -> None:
+    """Delete a quarantined entry for good: its event is never published."""
+    from services.plumbing.outbox_quarantine import NotQuarantined, drop
+
+    try:
+        _on_outbox(service, lambda outbox: drop(outbox, entry))
+    except NotQuarantined:
+        console.print(f"no quarantined entry {entry} in the {service.value} outbox")
+        raise typer.Exit(1) from None
+    console.print(f"dropped {entry} from the {service.value} outbox quarantine")
+
+
+deadletters_app = typer.Typer(
+    help="Events consumers could not process (the dead-letter topic): list, release, drop.",
+    no_args_is_help=True,
+)
+app.add_typer(deadletters_app, name="deadletters")
+DeadLetterRef = Annotated[
+    str, typer.Argument(help="The dead letter as listed: <partition>:<offset>.")
+]
+
+
+def _on_deadletters(work: Any, *, producer: bool = False) -> Any:
+    """Run ``work(settings, redis[, producer])`` with clients closed afterwards."""
+    from redis.asyncio import Redis
+
+    from services.plumbing.producer import EventProducer
+    from services.plumbing.settings import HubSettings
+
+    settings = HubSettings()
+
+    async def go() -> Any:
+        redis = Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_timeout_seconds,
+            socket_connect_timeout=settings.redis_timeout_seconds,
+        )
+        sender = EventProducer(settings, client_id="kanalhub-deadletters")
+        try:
+            if not producer:
+                return await work(settings, redis)
+            await sender.start()
+            return await work(settings, redis, sender)
+        finally:
+            await sender.stop()
+            await redis.aclose()
+
+    return asyncio.run(go())
+
+
+@deadletters_app.command("list")
+def deadletters_list(
+    group: Annotated[
+        str | None, typer.Option(help="Only this consumer group, e.g. kanalhub.metrics.")
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="Only this reason, e.g. handler_failed.")
+    ] = None,
+) -> None:
+    """Show the dead letters not yet released or dropped."""
+    from rich.progress import Progress
+
+    from services.plumbing.deadletters import list_deadletters
+
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("reading the dead-letter topic", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        letters = _on_deadletters(
+            lambda settings, redis: list_deadletters(
+                settings, redis, group=group, reason=reason, progress=progress
+            )
+        )
+    if not letters:
+        console.print("no dead letters to handle")
+        return
+    table = Table(title=f"dead letters ({len(letters)})")
+    table.add_column("dead letter", no_wrap=True)  # release and drop take it whole
+    table.add_column("failed at")
+    table.add_column("group")
+    table.add_column("reason")
+    table.add_column("from", overflow="fold")
+    table.add_column("detail", overflow="fold")
+    for letter in letters:
+        table.add_row(
+            letter.ref, letter.failed_at, letter.group, letter.reason, letter.origin, letter.detail
+        )
+    console.print(table)
+
+
+@deadletters_app.command("release")
+def deadletters_release(ref: DeadLetterRef) -> None:
+    """Re-publish a dead letter's record to its original topic (after fixing the cause);
+    consumers dedupe by event id, so releasing twice is harmless."""
+    from services.plumbing.deadletters import NoSuchDeadLetter, NotReleasable, release
+
+    try:
+        letter = _on_deadletters(
+            lambda settings, redis, sender: release(settings, redis, sender, ref), producer=True
+        )
+    except (NoSuchDeadLetter, NotReleasable) as error:
+        console.print(f"[red]not released:[/red] {error}")
+        raise typer.Exit(1) from None
+    console.print(f"released {ref} to {letter.origin.rsplit(':', 2)[0]}")
+
+
+@deadletters_app.command("drop")
+def deadletters_drop(ref: DeadLetterRef) -> None:
+    """Give up on a dead letter: `list` no longer shows it (it stays on the topic)."""
+    from services.plumbing.deadletters import NoSuchDeadLetter, drop
+
+    try:
+        _on_deadletters(lambda settings, redis: drop(settings, redis, ref))
+    except NoSuchDeadLetter as error:
+        console.print(f"[red]not dropped:[/red] {error}")
+        raise typer.Exit(1) from None
+    console.print(f"dropped {ref}")
+
+
+privacy_app = typer.Typer(help="Personal data operations.", no_args_is_help=True)
+app.add_typer(privacy_app, name="privacy")
+
+
+@privacy_app.command("pseudonymise")
+def privacy_pseudonymise(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would change; write nothing.")
+    ] = False,
+) -> None:
+    """Replace raw token subjects stored before pseudonymous ids (audit trails, visit
+    histories, overrides, series revisions, taken help requests) with pseudonymous ids;
+    a second run changes nothing (services/hub/privacy.py)."""
+    from rich.progress import Progress, TaskID
+
+    from services.hub.privacy import RecordKind, pseudonymise_configured
+
+    with Progress(console=console) as bar:
+        tasks: dict[RecordKind, TaskID] = {}
+
+        def progress(kind: RecordKind, done: int, total: int) -> None:
+            if kind not in tasks:
+                tasks[kind] = bar.add_task(kind.value, total=total)
+            bar.update(tasks[kind], completed=done, total=total)
+
+        summary = asyncio.run(pseudonymise_configured(dry_run=dry_run, progress=progress))
+    table = Table(title="pseudonymise" + (" (dry run: nothing written)" if dry_run else ""))
+    changed = "would change" if dry_run else "changed"
+    table.add_column("records")
+    for column in ("scanned", changed, "ids", "skipped"):
+        table.add_column(column, justify="right")
+    for kind, tally in summary.items():
+        table.add_row(
+            kind.value,
+            str(tally.scanned),
+            str(tally.changed),
+            str(tally.replaced),
+            str(tally.skipped),
+        )
+    console.print(table)
+    if any(tally.skipped for tally in summary.values()):
+        console.print("[yellow]skipped records could not be read or kept changing[/yellow]")
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -15,8 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.hub.embedded import (
     DEFAULT_BROKER,
-    NoidaBroker,
-    TansuBroker,
+    KafkaBroker,
     ValkeyProcess,
     free_port,
     make_broker,
@@ -35,7 +34,7 @@ class Cluster:
     """The processes of one hub and how to reach them."""
 
     root: Path
-    broker: NoidaBroker | TansuBroker
+    broker: KafkaBroker
     valkey: ValkeyProcess
     hub: HubSettings
     services: dict[str, list[ServiceProcess]] = field(default_factory=dict)

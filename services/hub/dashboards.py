@@ -38,7 +38,7 @@ from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models import prometheus as prom_model
 
 from services.contracts.reference import District
-from services.metrics.settings import DEFAULT_TARGET_SHARE
+from services.contracts.target import DIGITAL_TARGET_SHARE
 
 DASHBOARD_DIR: Final = Path("deploy") / "grafana" / "dashboards"
 """Where the JSON files live, relative to the repository root."""
@@ -110,7 +110,7 @@ def share_thresholds() -> builder.ThresholdsConfig:
     """Below the target in vermillion, at or above it in blue. The step's value here is only a
     placeholder (the default target): ``target_from_metrics`` replaces it with the configured
     target when the panel is drawn."""
-    return thresholds((None, BELOW), (DEFAULT_TARGET_SHARE, GOOD))
+    return thresholds((None, BELOW), (DIGITAL_TARGET_SHARE, GOOD))
 
 
 def target_from_metrics() -> list[model.DataTransformerConfig]:

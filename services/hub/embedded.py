@@ -35,8 +35,8 @@ from typing import Final, Literal
 
 from services.plumbing.backoff import Backoff
 
-BrokerKind = Literal["noida", "tansu"]
-BROKER_KINDS: Final[tuple[BrokerKind, ...]] = ("noida", "tansu")
+BrokerKind = Literal["noida", "tansu", "kafka"]
+BROKER_KINDS: Final[tuple[BrokerKind, ...]] = ("noida", "tansu", "kafka")
 # Chosen from the conformance test (tests/integration/test_broker_conformance.py);
 # see docs/decisions/0001-embedded-broker.md.
 DEFAULT_BROKER: Final[BrokerKind] = "noida"
@@ -471,8 +471,12 @@ class TansuBroker(KafkaBroker):
         return path
 
 
-def make_broker(kind: BrokerKind, port: int, data_dir: Path) -> NoidaBroker | TansuBroker:
+def make_broker(kind: BrokerKind, port: int, data_dir: Path) -> KafkaBroker:
     """The embedded broker of the given kind, not started yet."""
+    if kind == "kafka":
+        from services.hub.apache_kafka import ApacheKafkaNode  # it builds on this module
+
+        return ApacheKafkaNode(port=port, data_dir=data_dir)
     if kind == "noida":
         return NoidaBroker(port=port, data_dir=data_dir)
     if kind == "tansu":

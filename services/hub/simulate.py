@@ -37,8 +37,8 @@ from typing import Any
 import httpx
 
 from services.contracts import District, SessionOutcome, TicketOutcome
+from services.contracts.geography import COPENHAGEN
 from services.hub.simulation import (
-    COPENHAGEN,
     DayPlan,
     DeskTicket,
     IntakeLine,

@@ -28,19 +28,15 @@ Where the proportions come from (docs/simulation.md says the same):
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import math
 import random
 import uuid
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
-
-import holidays
 
 from services.contracts import ContactMode, District, HelpChannel, SessionOutcome, TicketOutcome
-
-COPENHAGEN = ZoneInfo("Europe/Copenhagen")
+from services.contracts.geography import COPENHAGEN
+from services.contracts.opening_hours import public_holiday
 
 POPULATION: dict[District, int] = {
     District.INDRE_BY: 57_000,
@@ -309,16 +305,6 @@ def _sessions(
             )
         )
     return sessions
-
-
-@functools.cache
-def _danish_holidays(year: int) -> holidays.HolidayBase:
-    return holidays.country_holidays("DK", years=year)
-
-
-def public_holiday(day: dt.date) -> bool:
-    """Whether ``day`` is a Danish public holiday (staffed places are closed)."""
-    return day in _danish_holidays(day.year)
 
 
 def _uuid(rng: random.Random) -> str:

@@ -39,10 +39,11 @@ from services.kvik.schemas import (
     SessionStartIn,
     SessionStepsIn,
 )
-from services.kvik.service import Kiosk, KvikService, invalid
+from services.kvik.service import Kiosk, KvikService
 from services.kvik.token_failures import client_address, token_failures_limited
 from services.plumbing.auth import DEVICE_TOKEN_PREFIX, CurrentPrincipal, Principal, Role
-from services.plumbing.problems import FieldProblem, Problem, problem_responses
+from services.plumbing.problems import FieldProblem, Problem, problem_responses, validation_problem
+from services.plumbing.security_log import remember_actor
 
 router = APIRouter()
 
@@ -77,6 +78,7 @@ async def device_token(
             "Authentication required",
             detail="Send Authorization: Bearer <device token>.",
             headers={"WWW-Authenticate": "Bearer"},
+            refusal="no token",
         )
     if not credentials.credentials.startswith(DEVICE_TOKEN_PREFIX):
         # A person's JWT or garbage: refused before the body is looked at, without Redis (a
@@ -87,6 +89,7 @@ async def device_token(
             "Not a device token",
             detail="Kiosk endpoints take the kiosk's device token (kvk_...), not a person's.",
             headers={"WWW-Authenticate": "Bearer"},
+            refusal="not a device token",
         )
     return credentials.credentials
 
@@ -98,7 +101,10 @@ async def current_kiosk(request: Request, service: ServiceDep, token: DeviceToke
     """FastAPI dependency: the kiosk behind the device token (401), within its rate (429);
     429 also once the client address sent too many unknown tokens (``token_failures``)."""
     async with token_failures_limited(service.store, service.settings, client_address(request)):
-        return await service.authenticate(token)
+        kiosk = await service.authenticate(token)
+    # A refusal after this point (posting for another kiosk) is logged with who asked.
+    remember_actor(request, f"kiosk:{kiosk.kiosk_id}")
+    return kiosk
 
 
 CurrentKiosk = Annotated[Kiosk, Depends(current_kiosk)]
@@ -114,6 +120,7 @@ def _any_role(*roles: Role) -> Any:
                 "role-missing",
                 "Role missing",
                 detail=f"This needs the role {names}, which the token does not carry.",
+                refusal=f"role missing: {names}",
             )
         return principal
 
@@ -303,9 +310,11 @@ async def post_batch(request: Request, service: ServiceDep, kiosk: CurrentKiosk)
     try:
         document = json.loads(await request.body())
     except (ValueError, RecursionError):  # nested deeper than json.loads recurses, too
-        raise invalid([FieldProblem(field="body", message="The body is not valid JSON")]) from None
+        raise validation_problem(
+            [FieldProblem(field="body", message="The body is not valid JSON")]
+        ) from None
     if not isinstance(document, dict) or "sessions" not in document:
-        raise invalid([FieldProblem(field="body.sessions", message="Field required")])
+        raise validation_problem([FieldProblem(field="body.sessions", message="Field required")])
     result = await service.record_batch(kiosk, document["sessions"])
     return _json(result, 207)
 

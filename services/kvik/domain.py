@@ -8,12 +8,8 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
-
-import holidays
 
 from services.contracts import (
     CloudEvent,
@@ -33,12 +29,10 @@ from services.contracts import (
     new_encoded_event,
     new_event,
 )
+from services.contracts.opening_hours import is_open_at
 from services.contracts.payloads.registry import OpeningHours
 from services.contracts.reference import Channel
 from services.plumbing.problems import FieldProblem
-
-COPENHAGEN = ZoneInfo("Europe/Copenhagen")
-"""Opening hours are local Copenhagen wall-clock time."""
 
 CONTACT_CENTRE_QUEUE = "contact-centre"
 """Where help requests go when the local team has not taken them in time."""
@@ -237,41 +231,6 @@ def kiosk_event(
     return new_event(event_type, payload, source=source, time=at)
 
 
-@lru_cache(maxsize=16)
-def _danish_holidays(year: int) -> holidays.HolidayBase:
-    return holidays.country_holidays("DK", years=year)
-
-
-def _minutes(clock: str) -> int:
-    hours, minutes = clock.split(":")
-    return int(hours) * 60 + int(minutes)
-
-
-def is_open_at(hours: OpeningHours, when: dt.datetime) -> bool:
-    """Whether an entry with ``hours`` is open at the instant ``when`` (timezone-aware).
-
-    Copenhagen wall-clock time; a dated exception replaces the weekly hours of its day, and a
-    Danish public holiday without an exception is closed (the library a KVIK point stands in
-    is). The registry has the same rule; services share no code but the contract and the
-    plumbing, so kvik keeps its own copy of this small function.
-    """
-    local = when.astimezone(COPENHAGEN)
-    day = local.date()
-    minute = local.hour * 60 + local.minute
-    for exception in hours.exceptions:
-        if exception.date == day:
-            if exception.closed or exception.opens is None or exception.closes is None:
-                return False
-            return _minutes(exception.opens) <= minute < _minutes(exception.closes)
-    if day in _danish_holidays(day.year):
-        return False
-    return any(
-        _minutes(interval.opens) <= minute < _minutes(interval.closes)
-        for interval in hours.weekly
-        if interval.weekday == day.weekday()
-    )
-
-
 def offline_due(
     last_seen: dt.datetime, now: dt.datetime, silence: dt.timedelta, hours: OpeningHours
 ) -> bool:
@@ -279,7 +238,8 @@ def offline_due(
 
     Offline means silent for ``silence`` (3 heartbeat intervals) while its entry is open: the
     entry must be open now and already at the start of that silence, so a kiosk switched off
-    at night is not reported, nor one that has not had time to boot after opening.
+    at night is not reported, nor one that has not had time to boot after opening. Open means
+    the contract's rule, with a public holiday closed (the library a KVIK point stands in is).
     """
     if now - last_seen < silence:
         return False

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +37,8 @@ from services.kvik.settings import KvikSettings
 from services.kvik.store import KvikStore, dumps, to_ms
 from services.plumbing.auth import Principal, hash_device_token, new_device_token
 from services.plumbing.logging import get_logger
-from services.plumbing.problems import FieldProblem, Problem, problem_type
+from services.plumbing.problems import FieldProblem, Problem, problem_type, validation_problem
+from services.plumbing.redis_replies import reply_text
 
 log = get_logger(__name__)
 
@@ -58,18 +59,6 @@ class Kiosk:
     kiosk_id: str
     entry_id: str
     district: str
-
-
-def invalid(errors: Sequence[FieldProblem]) -> Problem:
-    """422 with one entry per invalid field."""
-    count = len(errors)
-    return Problem(
-        422,
-        "validation-failed",
-        "Request validation failed",
-        detail=f"{count} field{' is' if count == 1 else 's are'} not valid.",
-        errors=errors,
-    )
 
 
 def _validation_problems(error: ValidationError, prefix: str) -> list[FieldProblem]:
@@ -93,6 +82,7 @@ def _unknown_token() -> Problem:
         "Token invalid",
         detail="The device token is unknown.",
         headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        refusal="unknown device token",
     )
 
 
@@ -113,6 +103,7 @@ def _not_own(kiosk_id: str) -> Problem:
         "other-kiosk",
         "Not your kiosk",
         detail="A kiosk may only post for itself; kiosk_id must be the token's kiosk.",
+        refusal="other kiosk",
     )
 
 
@@ -130,11 +121,14 @@ def _inactive() -> Problem:
         "Kiosk inactive",
         detail="The kiosk's token was revoked; an administrator must issue a new one.",
         headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        refusal="revoked device token",
     )
 
 
 def _unknown_service(prefix: str) -> Problem:
-    return invalid([FieldProblem(field=f"{prefix}.service", message="is not in the catalogue")])
+    return validation_problem(
+        [FieldProblem(field=f"{prefix}.service", message="is not in the catalogue")]
+    )
 
 
 def _session_conflict() -> Problem:
@@ -239,7 +233,7 @@ class KvikService:
             elif not entry.district:
                 problems.append(FieldProblem(field="body.entry_id", message="names no district"))
             if problems or entry is None:
-                raise invalid(problems)
+                raise validation_problem(problems)
             token = new_device_token()
             now = self.clock()
             event = domain.kiosk_event(
@@ -431,12 +425,12 @@ class KvikService:
         session = _session_of(body)
         problems = domain.session_problems(session, now, self.limits, prefix)
         if problems:
-            raise invalid(problems)
+            raise validation_problem(problems)
         try:
             event = domain.session_record(session, kiosk.entry_id, kiosk.district, self.source)
         except ValidationError as error:
             # The contract's own guard (a code that looks like a CPR number, for one).
-            raise invalid(_validation_problems(error, prefix)) from None
+            raise validation_problem(_validation_problems(error, prefix)) from None
         result = dumps(
             {
                 "session_id": session.session_id,
@@ -452,7 +446,7 @@ class KvikService:
         """The answer to a record script's reply, as the stored result's JSON (a
         :class:`SessionResult`, written by :meth:`_prepare`); ``result`` is what this request
         stored if it was the first (the script sends back only a replay's stored result)."""
-        status, *rest = [part.decode() if isinstance(part, bytes) else part for part in reply]
+        status, *rest = [reply_text(part) for part in reply]
         if status == "created":
             return 201, result
         if status == "replay":
@@ -546,7 +540,9 @@ class KvikService:
         (each atomic by itself), so the whole batch costs a few round trips to Redis.
         """
         if not isinstance(items, list):
-            raise invalid([FieldProblem(field="body.sessions", message="must be a list")])
+            raise validation_problem(
+                [FieldProblem(field="body.sessions", message="must be a list")]
+            )
         if len(items) > self.settings.max_batch_items:
             raise Problem(
                 422,
@@ -568,7 +564,7 @@ class KvikService:
                     body = _SESSION.validate_python(raw)
                     session, result, event = self._prepare(kiosk, body, now, prefix)
                 except ValidationError as error:
-                    problem = invalid(_validation_problems(error, prefix))
+                    problem = validation_problem(_validation_problems(error, prefix))
                     results[index] = self._failed(index, session_id, problem)
                     continue
                 except Problem as problem:
@@ -635,7 +631,7 @@ class KvikService:
         now = self.clock()
         problems = domain.time_problems(body.started_at, None, now, self.limits)
         if problems:
-            raise invalid(problems)
+            raise validation_problem(problems)
         outcome = await self.store.start_session(
             session_id=str(session_id),
             kiosk_id=kiosk.kiosk_id,
@@ -681,7 +677,7 @@ class KvikService:
         if len({step.seq for step in body.steps}) != len(body.steps):
             problems.append(FieldProblem(field="body.steps", message="names a seq twice"))
         if problems:
-            raise invalid(problems)
+            raise validation_problem(problems)
         outcome = await self.store.add_steps(
             session_id=str(session_id),
             kiosk_id=kiosk.kiosk_id,
@@ -776,7 +772,7 @@ class KvikService:
                 for name, value in (("service", service), ("started_at", started_at))
                 if value is None
             ]
-            raise invalid(missing)
+            raise validation_problem(missing)
         streamed = {int(name[2:]): value for name, value in stored.items() if name.startswith("s:")}
         return domain.Session(
             session_id=session_id,
@@ -911,7 +907,7 @@ class KvikService:
             # The subject itself is never stored, but a CPR-shaped one means the identity
             # provider hands out personal data as ids: the CPR guard holds for identity claims
             # as for bodies.
-            raise invalid(
+            raise validation_problem(
                 [
                     FieldProblem(
                         field="token.sub",

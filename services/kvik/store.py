@@ -51,6 +51,7 @@ from redis.asyncio.client import Pipeline
 from services.contracts import CloudEvent, EncodedEvent, topic_for
 from services.contracts.payloads.registry import EntryUpserted, OpeningHours
 from services.plumbing.outbox import Outbox
+from services.plumbing.redis_replies import reply_text, reply_texts
 from services.plumbing.settings import HubSettings
 
 SERVICE = "kvik"
@@ -469,14 +470,6 @@ return 1
 """
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _texts(mapping: dict[Any, Any]) -> dict[str, str]:
-    return {_text(k): _text(v) for k, v in mapping.items()}
-
-
 def to_ms(when: dt.datetime) -> int:
     """Milliseconds since the epoch, as every time score here is kept."""
     return int(when.timestamp() * 1000)
@@ -682,7 +675,7 @@ class KvikStore:
 
     async def entry(self, entry_id: str) -> EntryCopy | None:
         """The copy of one entry, or None if no event named it."""
-        raw = _texts(await self.redis.hgetall(self.entry_key(entry_id)))
+        raw = reply_texts(await self.redis.hgetall(self.entry_key(entry_id)))
         if not raw:
             return None
         hours = raw.get("hours")
@@ -697,7 +690,7 @@ class KvikStore:
 
     async def catalogue(self) -> set[str]:
         """The active service codes."""
-        return {_text(code) for code in await self.redis.smembers(self.catalogue_key)}
+        return {reply_text(code) for code in await self.redis.smembers(self.catalogue_key)}
 
     # --- kiosks -------------------------------------------------------------------------------
 
@@ -706,7 +699,7 @@ class KvikStore:
         reply = await self._auth(
             keys=[self.token_key(token_hash)], args=[self.base, token_hash, rate, burst]
         )
-        parts = [_text(part) for part in reply]
+        parts = [reply_text(part) for part in reply]
         if parts[0] in {"unknown", "revoked"}:
             return KioskAuth(parts[0])
         return KioskAuth(parts[0], parts[1], parts[2], parts[3], int(parts[4]))
@@ -749,7 +742,7 @@ class KvikStore:
                 *self._event_args(event),
             ],
         )
-        return _text(reply)
+        return reply_text(reply)
 
     async def rotate_token(
         self, kiosk_id: str, token_hash: str, now: dt.datetime, audit: str
@@ -764,7 +757,7 @@ class KvikStore:
             ],
             args=[kiosk_id, token_hash, self.base, now.isoformat(), audit],
         )
-        return _text(reply)
+        return reply_text(reply)
 
     async def reinstate(self, kiosk_id: str, token_hash: str, now: dt.datetime, audit: str) -> str:
         """Bring a revoked kiosk back with a new token and append ``audit`` to its audit
@@ -777,7 +770,7 @@ class KvikStore:
             ],
             args=[kiosk_id, token_hash, self.base, now.isoformat(), audit],
         )
-        return _text(reply)
+        return reply_text(reply)
 
     async def revoke(self, kiosk_id: str, audit: str) -> str:
         """Revoke a kiosk's token (``audit`` appended when it was active): ok or unknown."""
@@ -785,17 +778,18 @@ class KvikStore:
             keys=[self.kiosk_key(kiosk_id), self.seen_key, self.kiosk_audit_key(kiosk_id)],
             args=[kiosk_id, self.base, audit],
         )
-        return _text(reply)
+        return reply_text(reply)
 
     async def kiosk_audit(self, kiosk_id: str) -> list[str]:
         """The kiosk's audit records (JSON), oldest first."""
         return [
-            _text(item) for item in await self.redis.lrange(self.kiosk_audit_key(kiosk_id), 0, -1)
+            reply_text(item)
+            for item in await self.redis.lrange(self.kiosk_audit_key(kiosk_id), 0, -1)
         ]
 
     async def kiosk(self, kiosk_id: str) -> dict[str, str] | None:
         """One kiosk's hash, or None."""
-        raw = _texts(await self.redis.hgetall(self.kiosk_key(kiosk_id)))
+        raw = reply_texts(await self.redis.hgetall(self.kiosk_key(kiosk_id)))
         return raw or None
 
     async def heartbeat(
@@ -818,7 +812,7 @@ class KvikStore:
                 *self._event_args(online_event),
             ],
         )
-        return _text(reply)
+        return reply_text(reply)
 
     async def silent_kiosks(
         self, cutoff: dt.datetime, limit: int = 10_000
@@ -828,7 +822,7 @@ class KvikStore:
             self.seen_key, "-inf", to_ms(cutoff), start=0, num=limit, withscores=True
         )
         pairs = cast(list[tuple[Any, float]], rows)
-        return [(_text(member), int(score)) for member, score in pairs]
+        return [(reply_text(member), int(score)) for member, score in pairs]
 
     async def mark_offline(self, kiosk_id: str, cutoff: dt.datetime, event: CloudEvent) -> bool:
         """Flip an online kiosk still silent since ``cutoff`` offline; True for the one winner."""
@@ -910,7 +904,7 @@ class KvikStore:
                 *self._event_args(event),
             ],
         )
-        return [_text(part) for part in reply]
+        return [reply_text(part) for part in reply]
 
     async def start_session(
         self,
@@ -967,7 +961,7 @@ class KvikStore:
 
     async def session(self, session_id: str) -> dict[str, str]:
         """A session's hash (empty if unknown)."""
-        return _texts(await self.redis.hgetall(self.session_key(session_id)))
+        return reply_texts(await self.redis.hgetall(self.session_key(session_id)))
 
     async def end_session(
         self,
@@ -1012,7 +1006,7 @@ class KvikStore:
         rows = await self.redis.zrangebyscore(
             self.open_key, "-inf", to_ms(cutoff), start=0, num=limit
         )
-        return [_text(row) for row in rows]
+        return [reply_text(row) for row in rows]
 
     async def abandon(
         self, session_id: str, rev: str, cutoff: dt.datetime, result: str, event: CloudEvent
@@ -1064,15 +1058,15 @@ class KvikStore:
                 *self._event_args(event),
             ],
         )
-        return _text(reply)
+        return reply_text(reply)
 
     async def help_request(self, help_id: str) -> dict[str, str]:
         """A help request's hash (empty if unknown)."""
-        return _texts(await self.redis.hgetall(self.help_key(help_id)))
+        return reply_texts(await self.redis.hgetall(self.help_key(help_id)))
 
     async def queue(self, queue: str, limit: int = 200) -> list[dict[str, str]]:
         """The waiting requests of ``queue``, longest waiting first, with their ids."""
-        ids = [_text(i) for i in await self.redis.zrange(self.queue_key(queue), 0, limit - 1)]
+        ids = [reply_text(i) for i in await self.redis.zrange(self.queue_key(queue), 0, limit - 1)]
         if not ids:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -1080,7 +1074,9 @@ class KvikStore:
                 pipe.hgetall(self.help_key(help_id))
             rows = await pipe.execute()
         return [
-            {**_texts(row), "id": help_id} for help_id, row in zip(ids, rows, strict=True) if row
+            {**reply_texts(row), "id": help_id}
+            for help_id, row in zip(ids, rows, strict=True)
+            if row
         ]
 
     async def take_help(
@@ -1091,14 +1087,14 @@ class KvikStore:
             keys=[self.help_key(help_id), self.queue_key(queue), self.outbox.stream],
             args=[queue, staff, to_ms(answered_at), help_id, *self._event_args(event)],
         )
-        return _text(reply)
+        return reply_text(reply)
 
     async def overdue_help(self, queue: str, cutoff: dt.datetime, limit: int = 500) -> list[str]:
         """Requests waiting in ``queue`` since before ``cutoff``."""
         rows = await self.redis.zrangebyscore(
             self.queue_key(queue), "-inf", to_ms(cutoff), start=0, num=limit
         )
-        return [_text(row) for row in rows]
+        return [reply_text(row) for row in rows]
 
     async def escalate(self, help_id: str, from_queue: str, to_queue: str, cutoff: int) -> bool:
         """Move a request still waiting in ``from_queue`` since ``cutoff`` (ms) to ``to_queue``."""
@@ -1130,7 +1126,7 @@ class KvikStore:
 
     async def quarantined(self) -> dict[str, dict[str, str]]:
         """Every quarantined item by its field (``<loop>:<item>``), as stored."""
-        raw = _texts(await self.redis.hgetall(self.quarantine_key))
+        raw = reply_texts(await self.redis.hgetall(self.quarantine_key))
         return {field: _quarantine_entry(value) for field, value in raw.items()}
 
     async def release(self, field: str) -> bool:
@@ -1138,7 +1134,7 @@ class KvikStore:
         raw = await self.redis.hget(self.quarantine_key, field)
         if raw is None:
             return False
-        entry = _quarantine_entry(_text(raw))
+        entry = _quarantine_entry(reply_text(raw))
         reply = await self._release(
             keys=[entry["set"], self.quarantine_key],
             args=[field, raw, entry["item"], entry["score"]],
@@ -1151,7 +1147,7 @@ class KvikStore:
         raw = await self.redis.hget(self.quarantine_key, field)
         if raw is None:
             return False
-        record = _quarantine_entry(_text(raw)).get("record") or self.quarantine_key
+        record = _quarantine_entry(reply_text(raw)).get("record") or self.quarantine_key
         reply = await self._drop_quarantined(keys=[self.quarantine_key, record], args=[field, raw])
         return bool(int(reply))
 
@@ -1166,7 +1162,7 @@ def _quarantine_entry(raw: str) -> dict[str, str]:
 
 
 def _outcome(reply: Any) -> Outcome:
-    parts = [_text(part) for part in reply]
+    parts = [reply_text(part) for part in reply]
     return Outcome(parts[0], parts[1] if len(parts) > 1 else None)
 
 

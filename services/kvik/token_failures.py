@@ -70,4 +70,6 @@ async def token_failures_limited(
                 "came from this address within a minute; retry after the pause."
             ),
             headers={"Retry-After": str(max(1, math.ceil(left_ms / 1000)))},
+            # A 429, yet a refused authentication all the same: logged as a security event.
+            refusal="too many unknown device tokens",
         ) from None

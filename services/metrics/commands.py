@@ -22,9 +22,11 @@ from services.metrics.events import handlers
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import MetricsStore
 from services.plumbing.consumer import EventConsumer
+from services.plumbing.kafka_security import kafka_client_options
 from services.plumbing.outbox import Outbox
 from services.plumbing.producer import EventProducer
 from services.plumbing.runtime import connect_redis
+from services.plumbing.topics import topic_partitions
 
 Progress = Callable[[int, int], None]
 """Called with (records done, records in all) as a long command goes on."""
@@ -52,7 +54,7 @@ async def rebuild(settings: MetricsSettings, progress: Progress = _no_progress) 
             handlers=handlers(settings.hub),
             transaction_per_batch=True,
         )
-        partitions = await _partitions(reader, replayer.topics)
+        partitions = await topic_partitions(settings.hub, replayer.topics)
         ends: dict[TopicPartition, int] = await reader.end_offsets(partitions)
         starts: dict[TopicPartition, int] = await reader.beginning_offsets(partitions)
         store = MetricsStore(settings.hub)
@@ -99,7 +101,7 @@ async def redrive(settings: MetricsSettings, reason: str | None = None) -> int:
     store = MetricsStore(settings.hub)
     try:
         topic = settings.hub.topic(Topic.DEADLETTER)
-        partitions = await _partitions(reader, [topic])
+        partitions = await topic_partitions(settings.hub, [topic])
         ends: dict[TopicPartition, int] = await reader.end_offsets(partitions)
         reader.assign(partitions)
         redriven = 0
@@ -135,7 +137,7 @@ async def redrive(settings: MetricsSettings, reason: str | None = None) -> int:
 
 def _reader(settings: MetricsSettings, group_id: str | None) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
-        bootstrap_servers=settings.hub.kafka_bootstrap,
+        **kafka_client_options(settings.hub),
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -52,6 +52,7 @@ from services.plumbing.auth import DeskReporter, MetricsReader
 from services.plumbing.edge_models import EdgeModel
 from services.plumbing.idempotency import IdempotencyStore, request_fingerprint
 from services.plumbing.problems import FieldProblem, Problem, problem_responses
+from services.plumbing.redis_replies import reply_text
 from services.plumbing.runtime import ServiceRuntime
 
 LIVE = "live"
@@ -487,8 +488,8 @@ async def _record_ticket(
             await fingerprints.watch(pipe, scope, key)
             await pipe.watch(mark)
             first = await pipe.get(mark)
-            if first is not None and _text(first) != LIVE:
-                raise _kind_conflict(data.entry_id, accepted.day, _text(first))
+            if first is not None and reply_text(first) != LIVE:
+                raise _kind_conflict(data.entry_id, accepted.day, reply_text(first))
             pipe.multi()  # type: ignore[no-untyped-call]
             pipe.set(mark, LIVE, ex=(settings.desk_file_days + 1) * 86_400)
             runtime.outbox.stage(
@@ -505,10 +506,6 @@ async def _record_ticket(
         await fingerprints.release(scope, key)
         raise
     return 201, body
-
-
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 # -- the day file ------------------------------------------------------------------------------
@@ -698,8 +695,8 @@ async def _take_day(
         async with runtime.redis.pipeline(transaction=True) as pipe:
             await pipe.watch(mark)
             first = await pipe.get(mark)
-            if first is not None and _text(first) != FILE:
-                raise _kind_conflict(entry_id, day, _text(first))
+            if first is not None and reply_text(first) != FILE:
+                raise _kind_conflict(entry_id, day, reply_text(first))
             pipe.multi()  # type: ignore[no-untyped-call]
             pipe.set(mark, FILE, ex=(settings.desk_file_days + 1) * 86_400)
             runtime.outbox.stage(

@@ -25,7 +25,6 @@ import datetime as dt
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
 from services.contracts import (
     Channel,
@@ -38,10 +37,8 @@ from services.contracts import (
     SessionCompleted,
     SessionReferred,
 )
+from services.contracts.geography import COPENHAGEN
 from services.contracts.payloads.mobile import VisitFields
-
-COPENHAGEN = ZoneInfo("Europe/Copenhagen")
-"""The municipality's clock: contacts are counted on its local days."""
 
 
 def local_day(moment: dt.datetime) -> dt.date:

@@ -30,6 +30,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.contracts import ContactMode, District, TicketOutcome
+from services.contracts.geography import COPENHAGEN
 from services.metrics import domain, figures, needs, place_usage, tickets
 from services.metrics.forecast import Outlook
 from services.metrics.settings import MetricsSettings
@@ -179,7 +180,7 @@ async def _forecasts(
             [district], math.inf if result.weeks_behind is None else float(result.weeks_behind)
         )
         if result.crossing is not None:
-            midnight = dt.datetime.combine(result.crossing, dt.time(), domain.COPENHAGEN)
+            midnight = dt.datetime.combine(result.crossing, dt.time(), COPENHAGEN)
             crossing.add_metric([district], midnight.timestamp())
     return [crossing, on_track, behind]
 
@@ -196,7 +197,7 @@ def _target(settings: MetricsSettings) -> list[Metric]:
         "The day to reach it by, as Unix time of its midnight in Copenhagen "
         "(KANALHUB_METRICS_TARGET_DEADLINE).",
     )
-    midnight = dt.datetime.combine(settings.target_deadline, dt.time(), domain.COPENHAGEN)
+    midnight = dt.datetime.combine(settings.target_deadline, dt.time(), COPENHAGEN)
     deadline.add_metric([], midnight.timestamp())
     return [share, deadline]
 

@@ -23,7 +23,7 @@ from services.metrics.deps import Day, RuntimeDep, StoreDep
 from services.plumbing.auth import MetricsIngester
 from services.plumbing.edge_models import EdgeModel
 from services.plumbing.outbox import Outbox
-from services.plumbing.problems import FieldProblem, Problem, problem_responses
+from services.plumbing.problems import FieldProblem, problem_responses, validation_problem
 
 router = APIRouter(tags=["intake"])
 
@@ -181,12 +181,9 @@ def refuse_if_any(problems: Sequence[tuple[str, str]]) -> None:
     """Refuse a whole intake with one 422 naming every ``(field, message)`` problem."""
     if problems:
         count = len(problems)
-        raise Problem(
-            422,
-            "validation-failed",
-            "Request validation failed",
+        raise validation_problem(
+            [FieldProblem(field=f, message=m) for f, m in problems],
             detail=f"{count} problem{'' if count == 1 else 's'} found; nothing was taken in.",
-            errors=[FieldProblem(field=f, message=m) for f, m in problems],
         )
 
 

@@ -21,6 +21,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from redis.asyncio import Redis
 
 from services.contracts import Channel, ContactMode, District
+from services.contracts.geography import COPENHAGEN
 from services.metrics import domain, figures, needs, tickets
 from services.metrics.forecast import Forecast, Outlook
 from services.metrics.page_access import PageAllowed
@@ -399,7 +400,7 @@ async def render_page(
         other_lang="en" if lang == "da" else "da",
         t=labels,
         today=today,
-        updated=dt.datetime.now(domain.COPENHAGEN).strftime("%Y-%m-%d %H:%M"),
+        updated=dt.datetime.now(COPENHAGEN).strftime("%Y-%m-%d %H:%M"),
         window=labels["window"].format(days=settings.share_window_days),
         target=target,
         target_text=labels["target"].format(share=target_text),

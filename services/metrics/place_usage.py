@@ -24,7 +24,7 @@ from services.contracts import (
     EntryKind,
     EntryStatus,
 )
-from services.metrics.opening import open_hours
+from services.contracts.opening_hours import open_hours
 from services.metrics.store import RegistryEntry, RegistrySite, UsageCell
 
 PLACE_CHANNELS: tuple[Channel, ...] = (Channel.KVIK, Channel.COUNTER, Channel.MOBILE)

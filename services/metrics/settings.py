@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.contracts import Channel
+from services.contracts.target import DIGITAL_TARGET_DEADLINE, DIGITAL_TARGET_SHARE
 from services.metrics.small_counts import DEFAULT_PRODUCTION_MIN_COUNT
 from services.plumbing.settings import Environment, ServiceSettings
 
@@ -24,15 +25,7 @@ DEFAULT_UNIT_COSTS_DKK: dict[Channel, float] = {
 """Kroner per contact by channel; assumptions to be replaced by the municipality's own figures
 (docs/metrics.md says where the defaults come from)."""
 
-DEFAULT_TARGET_SHARE = 0.80
-"""The cross-government goal: at least 80 % of (general-needs) contacts by digital self-service."""
-
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-DEFAULT_TARGET_DEADLINE = dt.date(2029, 12, 31)
-"""The last day of the city council's 2026-2029 term: targets with a date are set per council
-term, and it lies within the forecast's default horizon (docs/metrics.md, "Target and
-deadline")."""
 
 
 class PublicPage(StrEnum):
@@ -62,9 +55,10 @@ class MetricsSettings(ServiceSettings):
     forecast_horizon_weeks: int = Field(default=156, ge=1, le=1040)
     """How far ahead the forecast looks (weeks after the last full week; at least to the
     deadline): a fit reaching the target later is "not_within_horizon"."""
-    target_share: float = Field(default=DEFAULT_TARGET_SHARE, gt=0, le=1)
-    """The general-needs digital share to reach (``KANALHUB_METRICS_TARGET_SHARE``)."""
-    target_deadline: dt.date = DEFAULT_TARGET_DEADLINE
+    target_share: float = Field(default=DIGITAL_TARGET_SHARE, gt=0, le=1)
+    """The general-needs digital share to reach (``KANALHUB_METRICS_TARGET_SHARE``); the
+    default is the contract's (services/contracts/target.py)."""
+    target_deadline: dt.date = DIGITAL_TARGET_DEADLINE
     """The day by which to reach it (``KANALHUB_METRICS_TARGET_DEADLINE=2029-12-31``)."""
     dashboard_page: bool = True
     """Serve the built-in dashboard page at ``/`` at all (``false`` is the same as

@@ -116,6 +116,7 @@ from services.metrics.domain import (
 )
 from services.metrics.tickets import figures_of
 from services.plumbing.consumer import Transaction
+from services.plumbing.redis_replies import reply_text
 from services.plumbing.settings import HubSettings
 
 SERVICE = "metrics"
@@ -292,14 +293,9 @@ def _parsed_cell(raw: bytes | str) -> CellKey:
 
 def parse_cell_field(raw: bytes | str) -> CellKey:
     """The cell a ``cells`` or ``mix`` hash field names (``mix``: service ``ALL_SERVICES``)."""
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    parts = text.split(SEP)
+    parts = reply_text(raw).split(SEP)
     service = parts[3] if len(parts) == 4 else ALL_SERVICES
     return CellKey(District(parts[0]), Channel(parts[1]), ContactMode(parts[2]), service)
-
-
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 @dataclass(frozen=True)
@@ -649,7 +645,7 @@ class MetricsStore:
             figures: dict[tuple[str, str, str], int] = {}
             for key, value in raw.items():
                 if value != b"0":  # a figure a replaced day file took back
-                    entry_id, service, figure = _text(key).split(SEP, 2)
+                    entry_id, service, figure = reply_text(key).split(SEP, 2)
                     figures[(entry_id, service, figure)] = int(value)
             result.append(figures)
         return result
@@ -659,7 +655,7 @@ class MetricsStore:
         raw: dict[bytes, bytes] = await redis.hgetall(self.key("desk", "totals"))
         result: dict[tuple[str, str], int] = {}
         for key, value in raw.items():
-            entry_id, figure = _text(key).split(SEP, 1)
+            entry_id, figure = reply_text(key).split(SEP, 1)
             result[(entry_id, figure)] = int(value)
         return result
 
@@ -728,7 +724,7 @@ class MetricsStore:
     async def totals(self, redis: Redis) -> dict[tuple[str, str, str], int]:
         """Contacts since the beginning per (district, channel, mode)."""
         raw: dict[bytes, bytes] = await redis.hgetall(self.key("totals"))
-        return {tuple(_text(k).split(SEP)): int(v) for k, v in raw.items()}  # type: ignore[misc]
+        return {tuple(reply_text(k).split(SEP)): int(v) for k, v in raw.items()}  # type: ignore[misc]
 
     async def abandoned(
         self, redis: Redis, days: Sequence[dt.date]
@@ -739,7 +735,7 @@ class MetricsStore:
         for raw in raw_days:
             day_counts: dict[tuple[District, str], int] = {}
             for key, value in raw.items():
-                district, service = _text(key).split(SEP)
+                district, service = reply_text(key).split(SEP)
                 day_counts[(District(district), service)] = int(value)
             result.append(day_counts)
         return result
@@ -747,7 +743,7 @@ class MetricsStore:
     async def flat_hash(self, redis: Redis, *parts: str) -> dict[str, int]:
         """A hash of integer counts, fields as text."""
         raw: dict[bytes, bytes] = await redis.hgetall(self.key(*parts))
-        return {_text(k): int(float(v)) for k, v in raw.items()}
+        return {reply_text(k): int(float(v)) for k, v in raw.items()}
 
     async def day_hashes(
         self, redis: Redis, prefix: Sequence[str], days: Sequence[dt.date]
@@ -757,7 +753,7 @@ class MetricsStore:
         summed: dict[str, int] = {}
         for raw in raw_days:
             for key, value in raw.items():
-                field = _text(key)
+                field = reply_text(key)
                 summed[field] = summed.get(field, 0) + int(value)
         return summed
 
@@ -766,7 +762,7 @@ class MetricsStore:
         raw: dict[bytes, bytes] = await redis.hgetall(self.key("kvik", "help", "wait"))
         waits: dict[str, HelpWait] = {}
         for key, value in raw.items():
-            channel, what = _text(key).split(SEP)
+            channel, what = reply_text(key).split(SEP)
             wait = waits.setdefault(channel, HelpWait({}, 0, 0.0))
             if what == "sum":
                 waits[channel] = HelpWait(wait.buckets, wait.count, float(value))
@@ -781,30 +777,37 @@ class MetricsStore:
         raw: dict[bytes, bytes] = await redis.hgetall(self.key("kiosks"))
         kiosks = []
         for value in raw.values():
-            state, entry_id, district = _text(value).split(SEP)
+            state, entry_id, district = reply_text(value).split(SEP)
             kiosks.append(KioskState(state, entry_id, District(district)))
         return kiosks
 
     async def entries(self, redis: Redis) -> dict[str, RegistryEntry]:
         """Every registry entry the service has heard of."""
         raw: dict[bytes, bytes] = await redis.hgetall(self.key("entries"))
-        return {_text(k): _parse_entry(_text(v)) for k, v in raw.items()}
+        return {reply_text(k): _parse_entry(reply_text(v)) for k, v in raw.items()}
 
     async def catalogue(self, redis: Redis) -> set[str]:
         """The codes of the active catalogue services the registry has told of."""
         raw: dict[bytes, bytes] = await redis.hgetall(self.key("catalogue"))
-        return {_text(code) for code, state in raw.items() if _text(state).startswith("active")}
+        return {
+            reply_text(code)
+            for code, state in raw.items()
+            if reply_text(state).startswith("active")
+        }
 
     async def general_needs(self, redis: Redis) -> dict[str, bool]:
         """Every catalogue service the registry has told of (retired too, for history) ->
         True for a general-needs service, False for a special-needs one."""
         raw: dict[bytes, bytes] = await redis.hgetall(self.key("catalogue"))
-        return {_text(code): not _text(state).endswith("special") for code, state in raw.items()}
+        return {
+            reply_text(code): not reply_text(state).endswith("special")
+            for code, state in raw.items()
+        }
 
     async def entry(self, redis: Redis, entry_id: str) -> RegistryEntry | None:
         """One registry entry, or None when the registry has not told of it."""
         raw = await redis.hget(self.key("entries"), entry_id)
-        return None if raw is None else _parse_entry(_text(raw))
+        return None if raw is None else _parse_entry(reply_text(raw))
 
     async def usage_cells(
         self, redis: Redis, first: dt.date, last: dt.date, by_service: bool
@@ -834,7 +837,7 @@ class MetricsStore:
     async def sites(self, redis: Redis) -> dict[str, RegistrySite]:
         """Every registry site the service has heard of (retired ones too)."""
         raw = await redis.hgetall(self.key("sites"))
-        return {_text(k): _parse_site(_text(v)) for k, v in raw.items()}
+        return {reply_text(k): _parse_site(reply_text(v)) for k, v in raw.items()}
 
 
 @dataclass(frozen=True)
@@ -852,7 +855,7 @@ class UsageCell:
 
 def parse_usage_field(raw: bytes | str, count: int) -> UsageCell:
     """The cell a ``usage`` hash field names (``usage:mix``/totals: service ``ALL_SERVICES``)."""
-    parts = _text(raw).split(SEP)
+    parts = reply_text(raw).split(SEP)
     return UsageCell(
         district=District(parts[0]),
         entry_id=parts[1] or None,

@@ -21,10 +21,16 @@ from services.contracts import (
     new_event,
 )
 from services.contracts.envelope import CloudEvent
+from services.contracts.geography import COPENHAGEN
 from services.mobile import domain
 from services.mobile.calendar import ics_feed
+from services.mobile.calendar_links import (
+    CalendarLink,
+    calendar_link,
+    key_matches,
+    link_signing_key,
+)
 from services.mobile.domain import (
-    COPENHAGEN,
     ContactRecord,
     HistoryRecord,
     Place,
@@ -40,7 +46,6 @@ from services.mobile.planning import (
     contended,
     count_overrides,
     derived_id,
-    invalid,
     local_iso,
     not_found,
     occurrence_id,
@@ -72,6 +77,7 @@ from services.mobile.store import Change, Contended, MobileStore
 from services.plumbing.auth import MobilePlanner, Principal
 from services.plumbing.idempotency import IdempotencyKey
 from services.plumbing.problems import FieldProblem, Problem, problem_responses
+from services.plumbing.problems import validation_problem as invalid
 
 router = APIRouter()
 
@@ -807,11 +813,12 @@ async def _calendar(
     return await store.calendar(kind.value, target, since, until)
 
 
-def _ics(name: str, visits: Sequence[Visit]) -> Response:
+def _ics(name: str, visits: Sequence[Visit], *, private: bool = False) -> Response:
     return Response(
         ics_feed(name, visits, utc_now()),
         media_type="text/calendar; charset=utf-8",
-        headers={"Cache-Control": "max-age=300"},
+        # A staff feed's address is a secret: no shared cache may keep a copy under it.
+        headers={"Cache-Control": "private, max-age=300" if private else "max-age=300"},
     )
 
 
@@ -826,18 +833,52 @@ def _json_calendar(kind: CalendarKind, target: str, visits: Sequence[Visit]) -> 
 
 
 StaffPath = Annotated[str, Path(pattern=STAFF_PATTERN, description="A pseudonymous staff id")]
+LinkKey = Annotated[
+    str | None,
+    Query(
+        description="The secret key of the staff calendar's address, from "
+        "GET /calendars/staff/{staff_id}/link; without it, or with an old one, 404"
+    ),
+]
 PlacePath = Annotated[str, Path(pattern=ID_PATTERN, description="A site id or ad-hoc place id")]
 Since = Annotated[dt.date | None, Query(description="First local day (default: a month ago)")]
 Until = Annotated[dt.date | None, Query(description="Day after the last (default: a year on)")]
 
 
-@router.get("/calendars/staff/{staff_id}.ics", tags=["calendars"], response_class=Response)
+def _link_signing_key(request: Request) -> bytes:
+    return link_signing_key(request.app.state.settings.hub.subject_key)
+
+
+async def _require_link_key(
+    request: Request, store: MobileStore, staff_id: str, key: str | None
+) -> None:
+    """404 unless ``key`` is the current key of the staff calendar's address: the same answer
+    for a wrong, old or missing key, so the feed never confirms that a staff id exists."""
+    generation = await store.calendar_link_generation(staff_id)
+    if not key_matches(_link_signing_key(request), staff_id, generation, key):
+        raise not_found("calendar at this address")
+
+
+@router.get(
+    "/calendars/staff/{staff_id}.ics",
+    tags=["calendars"],
+    response_class=Response,
+    responses=problem_responses(404),
+)
 async def staff_feed(
-    request: Request, staff_id: StaffPath, store: StoreDep, start: Since = None, end: Until = None
+    request: Request,
+    staff_id: StaffPath,
+    store: StoreDep,
+    key: LinkKey = None,
+    start: Since = None,
+    end: Until = None,
 ) -> Response:
-    """A staff member's visits as an iCalendar feed to subscribe to."""
+    """A staff member's visits as an iCalendar feed to subscribe to, at its secret address
+    (``?key=``, from ``GET /calendars/staff/{staff_id}/link``): calendar apps send no token,
+    so the address itself is the credential."""
+    await _require_link_key(request, store, staff_id, key)
     visits = await _calendar(request, store, CalendarKind.STAFF, staff_id, start, end)
-    return _ics(f"Mobile citizen service - {staff_id}", visits)
+    return _ics(f"Mobile citizen service - {staff_id}", visits, private=True)
 
 
 @router.get("/calendars/places/{place_id}.ics", tags=["calendars"], response_class=Response)
@@ -858,13 +899,59 @@ async def district_feed(
     return _ics(f"Mobile citizen service - {district.display_name}", visits)
 
 
-@router.get("/calendars/staff/{staff_id}", tags=["calendars"])
+@router.get("/calendars/staff/{staff_id}", tags=["calendars"], responses=problem_responses(404))
 async def staff_calendar(
-    request: Request, staff_id: StaffPath, store: StoreDep, start: Since = None, end: Until = None
+    request: Request,
+    response: Response,
+    staff_id: StaffPath,
+    store: StoreDep,
+    key: LinkKey = None,
+    start: Since = None,
+    end: Until = None,
 ) -> dict[str, Any]:
-    """A staff member's visits, by start, in Copenhagen local time."""
+    """A staff member's visits, by start, in Copenhagen local time, at the same secret
+    address as the feed (``?key=``)."""
+    await _require_link_key(request, store, staff_id, key)
     visits = await _calendar(request, store, CalendarKind.STAFF, staff_id, start, end)
+    response.headers["Cache-Control"] = "private, no-store"
     return _json_calendar(CalendarKind.STAFF, staff_id, visits)
+
+
+@router.get(
+    "/calendars/staff/{staff_id}/link",
+    tags=["calendars"],
+    responses=problem_responses(401, 403, 422),
+    summary="The secret address of a staff calendar",
+)
+async def staff_calendar_link(
+    request: Request, response: Response, staff_id: StaffPath, store: StoreDep, _: MobilePlanner
+) -> CalendarLink:
+    """The current subscribe address of a staff member's calendar (``.ics``) and its JSON
+    twin, key included. Hand it to the staff member only: whoever has it sees where they
+    will be."""
+    generation = await store.calendar_link_generation(staff_id)
+    response.headers["Cache-Control"] = "no-store"
+    return calendar_link(
+        _link_signing_key(request), staff_id, generation, request.app.state.settings.public_url
+    )
+
+
+@router.post(
+    "/calendars/staff/{staff_id}/link/rotate",
+    tags=["calendars"],
+    responses=problem_responses(401, 403, 422),
+    summary="Revoke a staff calendar's address and issue a new one",
+)
+async def rotate_staff_calendar_link(
+    request: Request, response: Response, staff_id: StaffPath, store: StoreDep, _: MobilePlanner
+) -> CalendarLink:
+    """A leaked link is revoked by rotating: every earlier address answers 404 from now on,
+    and the new one is answered here (the staff member subscribes again)."""
+    generation = await store.rotate_calendar_link(staff_id)
+    response.headers["Cache-Control"] = "no-store"
+    return calendar_link(
+        _link_signing_key(request), staff_id, generation, request.app.state.settings.public_url
+    )
 
 
 @router.get("/calendars/places/{place_id}", tags=["calendars"])

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import icalendar
 
-from services.mobile.domain import COPENHAGEN, Visit, VisitStatus
+from services.contracts.geography import COPENHAGEN
+from services.mobile.domain import Visit, VisitStatus
 
 PRODID = "-//kanalhub//mobile citizen service//EN"
 UID_DOMAIN = "mobile.kanalhub.dk"

@@ -1,8 +1,8 @@
 """The mobile service's rules: visits, their lifecycle, conflicts (double booking and travel
 time), opening hours, recurring series, utilisation and planning suggestions.
 
-Pure functions and small models; no I/O. Opening hours, Danish public holidays and distances
-come from the registry's domain module, so both services judge them the same way.
+Pure functions and small models; no I/O. Opening hours, Danish public holidays, distances and
+the digital target come from the contract, so every service judges them the same way.
 """
 
 from __future__ import annotations
@@ -18,21 +18,18 @@ from typing import Literal
 from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrulestr
 from pydantic import BaseModel, ConfigDict
 
+from services.contracts.geography import COPENHAGEN, haversine_km
+from services.contracts.opening_hours import is_open_at, public_holiday
 from services.contracts.payloads.registry import EntryUpserted
 from services.contracts.reference import ContactMode, District, EntryKind, EntryStatus
+from services.contracts.target import DIGITAL_TARGET_SHARE
 from services.plumbing.problems import FieldProblem
-from services.registry.domain import COPENHAGEN, haversine_km, is_open_at, public_holiday
-
-__all__ = ["COPENHAGEN"]
 
 MAX_WINDOW = dt.timedelta(hours=12)
 """The longest visit: a working day with travel; anything longer is a typo."""
 
 MAX_OCCURRENCES = 200
 """A series longer than this is refused: plan a year of weekly visits, not a decade."""
-
-DIGITAL_TARGET = 0.8
-"""At least 80 % of contacts by digital self-service (seed 001, §2.1-2.2)."""
 
 # The longest straight line inside Copenhagen Municipality's box is about 20 km; candidates for
 # a travel-time conflict lie at most this far plus the window and the buffer away in time.
@@ -599,12 +596,12 @@ def share_reason(share: Share | None) -> Reason:
     """Points for a low digital share: one per percentage point below the 80 % target."""
     if share is None or share.share is None:
         return Reason("digital_share", 10.0, "no digital share known for the district yet")
-    gap = max(0.0, DIGITAL_TARGET - share.share)
+    gap = max(0.0, DIGITAL_TARGET_SHARE - share.share)
     return Reason(
         "digital_share",
         round(100 * gap, 1),
         f"digital share {round(100 * share.share)} % over the {share.window_days} days to "
-        f"{share.last_day.isoformat()}, target 80 %",
+        f"{share.last_day.isoformat()}, target {round(100 * DIGITAL_TARGET_SHARE)} %",
     )
 
 

@@ -20,9 +20,9 @@ from services.contracts import (
     new_event,
 )
 from services.contracts.envelope import CloudEvent
+from services.contracts.geography import COPENHAGEN
 from services.mobile import domain
 from services.mobile.domain import (
-    COPENHAGEN,
     CancelReason,
     HistoryRecord,
     OverrideRecord,
@@ -35,8 +35,12 @@ from services.mobile.metrics import OPENING_HOUR_OVERRIDES, PLANS_REFUSED
 from services.mobile.schemas import CompleteIn, PlanFields
 from services.mobile.store import Change, Contended, MobileStore, VisitConflict
 from services.plumbing.auth import Principal
-from services.plumbing.problems import FieldProblem, Problem
-from services.registry.domain import coordinate_problems
+from services.plumbing.problems import (
+    FieldProblem,
+    Problem,
+    coordinate_problems,
+    validation_problem,
+)
 
 
 def utc_now() -> dt.datetime:
@@ -47,18 +51,6 @@ def utc_now() -> dt.datetime:
 def local_iso(when: dt.datetime) -> str:
     """``when`` as ISO 8601 in Copenhagen local time, with its offset."""
     return when.astimezone(COPENHAGEN).isoformat()
-
-
-def invalid(problems: Sequence[FieldProblem]) -> Problem:
-    """A 422 naming every invalid field."""
-    count = len(problems)
-    return Problem(
-        422,
-        "validation-failed",
-        "Request validation failed",
-        detail=f"{count} field{' is' if count == 1 else 's are'} not valid.",
-        errors=problems,
-    )
 
 
 def not_found(what: str) -> Problem:
@@ -325,7 +317,7 @@ async def save_edits(
         prefix = "body" if len(edits) == 1 else f"visits[{visit.visit_id}]"
         problems.extend(domain.window_problems(visit.starts_at, visit.ends_at, now, prefix))
     if problems:
-        raise invalid(problems)
+        raise validation_problem(problems)
     final = []
     for visit in edits:
         (check,) = await check_opening(
@@ -443,7 +435,7 @@ def transition_change(
                 )
                 ended = domain.as_copenhagen(actual.ended_at) if actual and actual.ended_at else now
                 if ended <= started:
-                    raise invalid(
+                    raise validation_problem(
                         [FieldProblem(field="body.ended_at", message="must be after the start")]
                     )
                 updates["started_at"] = started.astimezone(dt.UTC)

@@ -26,3 +26,7 @@ class MobileSettings(ServiceSettings):
     # How far back and ahead the calendar feeds reach when the client does not say.
     calendar_past_days: int = Field(default=31, ge=0, le=3660)
     calendar_future_days: int = Field(default=366, ge=1, le=3660)
+    # Where calendar apps reach this service (e.g. https://mobil.kommune.dk): the secret
+    # subscribe address of a staff calendar is built on it, never on the request's Host
+    # header. Unset: the link route answers the path only.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")

@@ -14,6 +14,8 @@ Keys (under ``<prefix>:mobile:``):
 - ``series:<id>`` - a recurring series (JSON).
 - ``contacts:<visit_id>`` - hash contact id -> contact JSON.
 - ``bookings:<visit_id>`` - hash booking reference -> slot number.
+- ``calendar-link:<staff_id>`` - the generation of a staff member's secret calendar address
+  (an integer, absent = 0); rotating the link increments it (``calendar_links.py``).
 
 Every change of visits is one optimistic transaction (:meth:`MobileStore.commit`): WATCH the
 visits, read them, let the caller decide the new states, WATCH the staff and kit sets they
@@ -119,6 +121,10 @@ class StoreKeys:
     def bookings_key(self, visit_id: str) -> str:
         """The hash of a visit's bookings (reference -> slot)."""
         return self.key("bookings", visit_id)
+
+    def calendar_link_key(self, staff_id: str) -> str:
+        """The generation of a staff member's secret calendar address."""
+        return self.key("calendar-link", staff_id)
 
 
 class RegistryCopy(StoreKeys):
@@ -286,6 +292,16 @@ class MobileStore(RegistryCopy):
         return sorted(
             (ContactRecord.model_validate_json(r) for r in raws), key=lambda c: (c.at, c.contact_id)
         )
+
+    async def calendar_link_generation(self, staff_id: str) -> int:
+        """The current generation of a staff member's calendar address (0 until rotated)."""
+        raw = await self.redis.get(self.calendar_link_key(staff_id))
+        return int(raw) if raw is not None else 0
+
+    async def rotate_calendar_link(self, staff_id: str) -> int:
+        """Start a new generation of a staff member's calendar address (every earlier address
+        stops working at once) and return it."""
+        return int(await self.redis.incr(self.calendar_link_key(staff_id)))
 
     async def bookings(self, visit_id: str) -> dict[str, int]:
         """A visit's bookings: reference -> slot."""

@@ -39,6 +39,7 @@ from starlette.concurrency import run_in_threadpool
 
 from services.plumbing.problems import Problem
 from services.plumbing.pseudonyms import pseudonymous_id
+from services.plumbing.security_log import remember_actor
 from services.plumbing.settings import Environment, HubSettings
 
 
@@ -193,7 +194,7 @@ class JwtVerifier:
         except jwt.InvalidTokenError as error:
             raise _token_problem(error) from None
         if not isinstance(kid, str):
-            raise _invalid_token("token-invalid", "The token names no key (kid)")
+            raise _invalid_token("token-invalid", "The token names no key (kid)", "no key id")
         try:
             # Failing to get a usable key set is the provider's (or the network's) fault, not
             # the caller's: 503, so clients retry instead of throwing their token away.
@@ -207,28 +208,49 @@ class JwtVerifier:
             raise _jwks_unavailable() from None
         except jwt.PyJWKClientError:
             raise _invalid_token(
-                "token-invalid", "The token is signed with an unknown key"
+                "token-invalid", "The token is signed with an unknown key", "unknown key"
             ) from None
 
 
 # Most specific first: an invalid signature is also a DecodeError, and all are InvalidTokenError.
-_TOKEN_ERRORS: tuple[tuple[type[Exception], str, str], ...] = (
-    (jwt.ExpiredSignatureError, "token-expired", "The token has expired"),
-    (jwt.InvalidAudienceError, "token-invalid", "The token is for another audience"),
-    (jwt.InvalidIssuerError, "token-invalid", "The token has an unknown issuer"),
-    (jwt.InvalidSignatureError, "token-invalid", "The token signature does not verify"),
-    (jwt.InvalidAlgorithmError, "token-invalid", "The token algorithm is not accepted"),
-    (jwt.ImmatureSignatureError, "token-invalid", "The token is not valid yet"),
+# The last column is the reason the security log gives (services/plumbing/security_log.py).
+_TOKEN_ERRORS: tuple[tuple[type[Exception], str, str, str], ...] = (
+    (jwt.ExpiredSignatureError, "token-expired", "The token has expired", "expired"),
+    (
+        jwt.InvalidAudienceError,
+        "token-invalid",
+        "The token is for another audience",
+        "wrong audience",
+    ),
+    (jwt.InvalidIssuerError, "token-invalid", "The token has an unknown issuer", "wrong issuer"),
+    (
+        jwt.InvalidSignatureError,
+        "token-invalid",
+        "The token signature does not verify",
+        "bad signature",
+    ),
+    (
+        jwt.InvalidAlgorithmError,
+        "token-invalid",
+        "The token algorithm is not accepted",
+        "algorithm not accepted",
+    ),
+    (jwt.ImmatureSignatureError, "token-invalid", "The token is not valid yet", "not valid yet"),
 )
 
 
 def _token_problem(error: Exception) -> Problem:
     if isinstance(error, jwt.MissingRequiredClaimError):
-        return _invalid_token("token-invalid", f"The token lacks the {error.claim} claim")
-    for kind, slug, description in _TOKEN_ERRORS:
+        # The claim's name comes from _REQUIRED_CLAIMS, not from the token.
+        return _invalid_token(
+            "token-invalid",
+            f"The token lacks the {error.claim} claim",
+            f"claim missing: {error.claim}",
+        )
+    for kind, slug, description, reason in _TOKEN_ERRORS:
         if isinstance(error, kind):
-            return _invalid_token(slug, description)
-    return _invalid_token("token-invalid", "The token is not a valid JWT")
+            return _invalid_token(slug, description, reason)
+    return _invalid_token("token-invalid", "The token is not a valid JWT", "not a JWT")
 
 
 def _jwks_unavailable() -> Problem:
@@ -274,18 +296,22 @@ def _roles(claims: dict[str, Any]) -> frozenset[str]:
     listed = claims.get("roles")
     if listed is not None:
         if not isinstance(listed, list) or not all(isinstance(r, str) for r in listed):
-            raise _invalid_token("token-invalid", "The roles claim must be a list of strings")
+            raise _invalid_token(
+                "token-invalid", "The roles claim must be a list of strings", "bad roles claim"
+            )
         roles.update(listed)
     # OAuth 2 providers put permissions in a space-separated scope string instead.
     scope = claims.get("scope")
     if scope is not None:
         if not isinstance(scope, str):
-            raise _invalid_token("token-invalid", "The scope claim must be a string")
+            raise _invalid_token(
+                "token-invalid", "The scope claim must be a string", "bad scope claim"
+            )
         roles.update(scope.split())
     return frozenset(roles)
 
 
-def _invalid_token(slug: str, description: str) -> Problem:
+def _invalid_token(slug: str, description: str, reason: str) -> Problem:
     # RFC 6750 section 3: the description goes into a quoted-string, so it must not contain
     # quotes or backslashes; every description here is a fixed ASCII sentence.
     return Problem(
@@ -296,6 +322,7 @@ def _invalid_token(slug: str, description: str) -> Problem:
         headers={
             "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{description}"'
         },
+        refusal=reason,
     )
 
 
@@ -337,6 +364,7 @@ async def current_principal(
                 "Authentication required",
                 detail="Send an Authorization: Bearer <token> header.",
                 headers={"WWW-Authenticate": "Bearer"},
+                refusal="no token",
             )
         raise Problem(
             401,
@@ -344,12 +372,17 @@ async def current_principal(
             "Authentication required",
             detail="The Authorization header must be: Bearer <token>.",
             headers={"WWW-Authenticate": "Bearer"},
+            refusal="malformed authorization header",
         )
     token = credentials.credentials
     if verifier.may_block:
         # A JWKS fetch is blocking urllib I/O: keep it off the event loop.
-        return await run_in_threadpool(verifier.verify, token)
-    return verifier.verify(token)
+        principal = await run_in_threadpool(verifier.verify, token)
+    else:
+        principal = verifier.verify(token)
+    # A refusal after this point (a missing role) is logged with who asked.
+    remember_actor(request, principal.actor)
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
@@ -368,6 +401,7 @@ def require_role(role: Role) -> Callable[[Principal], Awaitable[Principal]]:
                 headers={
                     "WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{role.value}"'
                 },
+                refusal=f"role missing: {role.value}",
             )
         return principal
 

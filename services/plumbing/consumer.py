@@ -52,6 +52,7 @@ from services.contracts import (
 )
 from services.plumbing.backoff import Backoff, pause, stop_if_cancelled
 from services.plumbing.fetch_pacing import pace_empty_fetches
+from services.plumbing.kafka_security import kafka_client_options
 from services.plumbing.logging import get_logger
 from services.plumbing.metrics import (
     CONSUMER_LAG,
@@ -61,6 +62,7 @@ from services.plumbing.metrics import (
     HANDLER_RETRIES,
 )
 from services.plumbing.outbox import Outbox
+from services.plumbing.outbox_quarantine import refusal_reason, refused_for_good
 from services.plumbing.producer import EventProducer
 from services.plumbing.settings import HubSettings
 
@@ -312,7 +314,7 @@ class EventConsumer:
     def _new_consumer(self) -> AIOKafkaConsumer:
         instance = self._settings.instance_id
         return AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka_bootstrap,
+            **kafka_client_options(self._settings),
             group_id=self._group_id,
             group_instance_id=f"{self._service}-{instance}" if instance else None,
             client_id=f"kanalhub-{self._service}",
@@ -581,18 +583,24 @@ class EventConsumer:
             ("dlq_consumer_group", self._group_id.encode()),
             ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
         ]
+        value = record.value or b""
         backoff = Backoff(initial=0.1, maximum=10.0)
         # The offset is committed only after the dead letter is stored, so keep trying.
         while True:
             try:
-                await self._producer.send(
-                    self._deadletter_topic, record.key, record.value or b"", headers
-                )
+                await self._producer.send(self._deadletter_topic, record.key, value, headers)
                 break
             except Exception as exc:
                 stop_if_cancelled()
                 if self.stopping.is_set():
                     raise _StopRequested from exc  # not dead-lettered, not committed
+                if value and refused_for_good(exc):
+                    # The record with the dlq_ headers is more than the broker takes: retrying
+                    # would stop this partition for ever. The dead letter goes without the
+                    # value, which is still on its topic at the offset the headers name.
+                    value = b""
+                    headers.append(("dlq_value_omitted", refusal_reason(exc).encode()))
+                    continue
                 delay = backoff.next_delay()
                 log.warning(
                     "dead-letter publish failed, retrying",

@@ -3,8 +3,10 @@
 ``create_service_app`` gives each service the same ``/healthz``, ``/readyz``, ``/metrics``,
 ``/docs`` and ``/redoc`` from local assets (``api_docs``, with a Content-Security-Policy on every
 HTML page), RFC 9457 errors, request ids, header limits (``header_limits``, 431), request-size
-limit, refusal of unknown query parameters (``query_guard``), exact paths (no trailing-slash
-redirect) and HTTP metrics; the service adds its own routers and its event handlers.
+limit, refusal of unknown query parameters (``query_guard``) and of bodies of a media type the
+operation does not take (``content_types``, 415), security response headers on every answer
+(``security_headers``), exact paths (no trailing-slash redirect) and HTTP metrics; the service
+adds its own routers and its event handlers.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request
@@ -25,13 +28,16 @@ from services.plumbing.api_docs import HtmlContentSecurityPolicy, install_api_do
 from services.plumbing.auth import JwtVerifier
 from services.plumbing.body_guards import BodyReadTimeout, BodySizeLimit
 from services.plumbing.consumer import Handler
+from services.plumbing.content_types import ContentTypeGuard
 from services.plumbing.header_limits import HeaderLimit
+from services.plumbing.kafka_security import kafka_transport_warning
 from services.plumbing.logging import configure_logging, get_logger
 from services.plumbing.metrics import HTTP_DURATION, HTTP_REQUESTS
 from services.plumbing.problems import install_problem_handlers
 from services.plumbing.query_guard import QueryGuard
 from services.plumbing.runtime import ServiceRuntime
 from services.plumbing.scrape_auth import check_scrape
+from services.plumbing.security_headers import SecurityHeaders
 from services.plumbing.settings import ServiceSettings
 
 log = get_logger(__name__)
@@ -90,6 +96,18 @@ def _incoming_request_id(scope: Scope) -> str | None:
     return None
 
 
+def _outermost(app: FastAPI, middleware: Callable[..., ASGIApp], **options: Any) -> None:
+    """Wrap ``middleware`` around the whole of ``app``'s stack, Starlette's error middleware
+    included: ``add_middleware`` places it inside that one, so the 500 it sends for an
+    unexpected exception would go out without what ``middleware`` adds."""
+    build = app.build_middleware_stack
+
+    def build_wrapped() -> ASGIApp:
+        return middleware(build(), **options)
+
+    app.build_middleware_stack = build_wrapped  # type: ignore[method-assign]
+
+
 ScrapeExtra = Callable[[FastAPI], Awaitable[bytes]]
 """Produces extra Prometheus exposition text for ``/metrics`` at scrape time."""
 
@@ -120,6 +138,8 @@ def create_service_app(
         app.state.runtime = runtime
         await runtime.start()
         log.info("service started", port=settings.port, environment=settings.hub.environment)
+        if (kafka_warning := kafka_transport_warning(settings.hub)) is not None:
+            log.warning(kafka_warning)
         try:
             if extra_lifespan is None:
                 yield
@@ -155,6 +175,9 @@ def create_service_app(
         # Swagger UI's OAuth2 redirect receives whatever the authorisation server appends.
         unguarded_paths=[path for path in [app.swagger_ui_oauth2_redirect_url] if path],
     )
+    # Next to the query guard: a body of a type the operation does not take is refused (415)
+    # before anything of the operation runs.
+    app.add_middleware(ContentTypeGuard, routes=app.router.routes)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(BodyReadTimeout, seconds=settings.body_timeout_seconds)
     app.add_middleware(HtmlContentSecurityPolicy)
@@ -164,6 +187,7 @@ def create_service_app(
         HeaderLimit, max_bytes=settings.max_header_bytes, max_count=settings.max_header_count
     )
     app.add_middleware(RequestContext, service=settings.service)
+    _outermost(app, SecurityHeaders, hsts_seconds=settings.hub.hsts_seconds)
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
     async def healthz() -> dict[str, str]:

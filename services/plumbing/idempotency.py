@@ -62,6 +62,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from services.plumbing.problems import Problem
+from services.plumbing.redis_replies import reply_text
 from services.plumbing.settings import HubSettings
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -203,10 +204,6 @@ class _Entry(BaseModel):
     response: StoredResponse | None = None
 
 
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _escape_scope(scope: str) -> str:
     # The scope sits between ':' separators and may itself contain ':' (an OIDC subject can be
     # a URL). Escaping keeps scope "a:b" + key "c" apart from scope "a" + key "b:c".
@@ -254,7 +251,7 @@ class IdempotencyStore:
         if current is None:
             _remember(redis_key, claim)
             return None
-        entry = _Entry.model_validate_json(_text(current))
+        entry = _Entry.model_validate_json(reply_text(current))
         if entry.fingerprint != fingerprint:
             raise Problem(
                 422,
@@ -285,7 +282,7 @@ class IdempotencyStore:
         redis_key = self.key_for(scope, key)
         await pipe.watch(redis_key)
         current = await pipe.get(redis_key)
-        if current is None or _text(current) != _held(redis_key):
+        if current is None or reply_text(current) != _held(redis_key):
             raise Problem(
                 409,
                 "request-in-progress",

@@ -44,6 +44,12 @@ OUTBOX_OLDEST_AGE = Gauge(
     "Age of the oldest event still waiting in the outbox (0 when empty).",
     ["service"],
 )
+OUTBOX_QUARANTINED = Counter(
+    "kanalhub_outbox_quarantined_total",
+    "Outbox entries the relay set aside instead of sending (malformed, or refused for good), "
+    "by reason code.",
+    ["service", "reason"],
+)
 RELAY_FAILURES = Counter(
     "kanalhub_outbox_relay_failures_total",
     "Publish attempts by the outbox relay that the broker did not acknowledge.",

@@ -15,6 +15,12 @@ Layout in Redis (keys under ``<prefix>:<service>:``):
   already acknowledged (the embedded noida broker loses up to ~1.6 s, decision 0001); after
   any publish failure and whenever a relay takes the lease, the relay sends this window again
   before anything newer, so such records are not lost. Consumers dedupe the copies.
+- ``outbox:quarantine`` - a Stream of entries the relay set aside instead of sending: malformed
+  ones (a missing field, headers that are not JSON) and ones the broker refused for good (too
+  large, an invalid topic). Each keeps the original fields byte for byte plus
+  ``quarantine_reason``, ``quarantine_at`` and ``quarantine_entry_id`` (its outbox id); it is
+  moved there in one MULTI with its XACK and XDEL from ``outbox``. Operators list, release or
+  drop them (``kanalhub outbox quarantine``, :mod:`services.plumbing.outbox_quarantine`).
 
 An entry is acknowledged and deleted only after the broker acknowledged the record. A relay that
 dies between the two re-publishes the entry later; consumers dedupe by event id.
@@ -23,6 +29,7 @@ dies between the two re-publishes the entry later; consumers dedupe by event id.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import socket
@@ -36,14 +43,22 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
-from services.contracts import CloudEvent, encode_event, kafka_headers, topic_for
+from services.contracts import CloudEvent, Topic, encode_event, kafka_headers, topic_for
 from services.plumbing.backoff import Backoff, pause, stop_if_cancelled
 from services.plumbing.logging import get_logger
 from services.plumbing.metrics import (
     EVENTS_PUBLISHED,
     OUTBOX_DEPTH,
     OUTBOX_OLDEST_AGE,
+    OUTBOX_QUARANTINED,
     RELAY_FAILURES,
+)
+from services.plumbing.outbox_quarantine import (
+    decode_fields,
+    entry_problem,
+    quarantine_fields,
+    refusal_reason,
+    refused_for_good,
 )
 from services.plumbing.producer import EventProducer
 from services.plumbing.settings import HubSettings
@@ -79,6 +94,14 @@ class Outbox:
         self._settings = settings
         self.service = service
         self.stream = settings.key(service, "outbox")
+        self.quarantine = f"{self.stream}:quarantine"
+        # Every topic an entry may name: the contract's, with this hub's suffix.
+        self.topics = frozenset(settings.topic(topic) for topic in Topic)
+
+    @property
+    def redis(self) -> Redis:
+        """The client the outbox writes with (the operator commands use it too)."""
+        return self._redis
 
     def entry(self, event: CloudEvent) -> dict[str, str | bytes]:
         """The stream fields for one event (also what a Lua script passes to XADD)."""
@@ -117,7 +140,9 @@ def _ms_ago(seconds: float) -> str:
 
 
 def _decode(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    # surrogateescape: a value that is not UTF-8 (written by hand) must not fail the whole
+    # read; the entry check names it, and the quarantine keeps the original bytes.
+    return value.decode(errors="surrogateescape") if isinstance(value, bytes) else str(value)
 
 
 class OutboxRelay:
@@ -288,24 +313,56 @@ class OutboxRelay:
             for entry_id, fields in items:
                 # A pending entry deleted meanwhile (acked by a stale relay) comes back empty.
                 if fields:
-                    entries.append(
-                        (_decode(entry_id), {_decode(k): _decode(v) for k, v in fields.items()})
-                    )
+                    entries.append((_decode(entry_id), decode_fields(fields)))
                 else:
                     await self._redis.xack(self._outbox.stream, RELAY_GROUP, entry_id)
         return entries
 
     async def _publish(self, entries: list[tuple[str, dict[str, str]]]) -> int:
-        return await self._send_in_order(entries, self._acknowledge)
+        sendable = []
+        for entry_id, fields in entries:
+            problem = entry_problem(fields, self._outbox.topics)
+            if problem is None:
+                sendable.append((entry_id, fields))
+            else:
+                await self._quarantine(entry_id, fields, problem)
+        return await self._send_in_order(sendable, self._acknowledge, self._quarantine)
+
+    async def _quarantine(self, entry_id: str, fields: dict[str, str], reason: str) -> None:
+        """Move one entry out of the outbox into the quarantine stream, in one transaction."""
+        stream = self._outbox.stream
+        moved = quarantine_fields(fields, reason, entry_id, dt.datetime.now(dt.UTC))
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(self._outbox.quarantine, moved)  # type: ignore[arg-type]
+            pipe.xack(stream, RELAY_GROUP, entry_id)
+            pipe.xdel(stream, entry_id)
+            await pipe.execute()
+        OUTBOX_QUARANTINED.labels(self._outbox.service, reason).inc()
+        # The entry id only: the fields may hold personal data.
+        log.warning(
+            "outbox entry quarantined", service=self._outbox.service, entry=entry_id, reason=reason
+        )
+
+    async def _forget_recent(self, entry_id: str, _fields: dict[str, str], reason: str) -> None:
+        # A copy in the re-send window was acknowledged once already; one that cannot be sent
+        # (now) is only dropped from the window, never allowed to stop the relay.
+        await self._redis.xdel(self._recent, entry_id)
+        log.warning(
+            "dropped an unsendable copy from the re-send window", entry=entry_id, reason=reason
+        )
 
     async def _resend_recent(self) -> None:
         recent = cast(list[tuple[Any, dict[Any, Any]]], await self._redis.xrange(self._recent))
-        entries = [
-            (_decode(entry_id), {_decode(k): _decode(v) for k, v in fields.items()})
-            for entry_id, fields in recent
-        ]
+        entries = []
+        for entry_id, fields in recent:
+            entry = (_decode(entry_id), decode_fields(fields))
+            problem = entry_problem(entry[1], self._outbox.topics)
+            if problem is None:
+                entries.append(entry)
+            else:
+                await self._forget_recent(*entry, problem)
         if entries:
-            count = await self._send_in_order(entries, _nothing_to_acknowledge)
+            count = await self._send_in_order(entries, _nothing_to_acknowledge, self._forget_recent)
             log.info("re-sent recently acknowledged events", count=count)
         self._resend_due = False
         # The copies are as fresh as the broker's acknowledgement of them just now: a second
@@ -316,9 +373,18 @@ class OutboxRelay:
         self,
         entries: list[tuple[str, dict[str, str]]],
         on_sent: Callable[[list[tuple[str, dict[str, str]]]], Awaitable[None]],
+        on_refused: Callable[[str, dict[str, str], str], Awaitable[None]],
     ) -> int:
         # Events of one aggregate go out one after another (round by round); different
         # aggregates go out side by side, so a batch of distinct keys is one round trip.
+        #
+        # An event the broker refuses for good is set aside (``on_refused``) and the events of
+        # its aggregate after it still go out. Holding them back instead would keep them
+        # pending, and a relay reads nothing new while anything is pending: one refused record
+        # would stop the whole service again. The set-aside event is not lost (an operator
+        # releases it after the fix, and it arrives late); every consumer already has to take
+        # an event of an aggregate after later ones (redeliveries, the re-send window), since
+        # they dedupe by event id and each event carries its own time.
         by_key: dict[str, list[tuple[str, dict[str, str]]]] = defaultdict(list)
         for entry in entries:
             by_key[entry[1]["key"]].append(entry)
@@ -334,9 +400,12 @@ class OutboxRelay:
             if sent:
                 await on_sent(sent)
                 published += len(sent)
+            for (entry_id, fields), result in zip(heads, results, strict=True):
+                if isinstance(result, BaseException) and refused_for_good(result):
+                    await on_refused(entry_id, fields, refusal_reason(result))
             next_queues = []
             for queue, result in zip(queues, results, strict=True):
-                if isinstance(result, BaseException):
+                if isinstance(result, BaseException) and not refused_for_good(result):
                     failure = result  # this aggregate stops here; later events wait their turn
                     continue
                 if len(queue) > 1:

@@ -30,6 +30,9 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.contracts.geography import OUTSIDE_MUNICIPALITY, outside_municipality
+from services.plumbing.security_log import log_refusal
+
 logger = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -79,6 +82,9 @@ class Problem(Exception):
     ``slug`` names the kind of problem (``https://kanalhub.dk/problems/<slug>``); ``None`` gives
     ``about:blank``, for which RFC 9457 wants ``title`` to be the status phrase.
     ``detail`` is shown to the client: never put personal data or internals in it.
+    ``refusal`` says why authentication or authorisation was refused, in a few fixed words
+    (``expired``, ``role missing: kvik:admin``); such a problem, and every 401 and 403, is
+    logged as a security event (``security_log``). Never put anything of a token in it.
     """
 
     def __init__(
@@ -89,6 +95,8 @@ class Problem(Exception):
         detail: str | None = None,
         errors: Sequence[FieldProblem] | None = None,
         headers: Mapping[str, str] | None = None,
+        *,
+        refusal: str | None = None,
     ) -> None:
         # The exception text is what logs and tracebacks show: keep the client-facing detail
         # out of it, it may describe the client's input.
@@ -99,6 +107,7 @@ class Problem(Exception):
         self.detail = detail
         self.errors = list(errors) if errors is not None else None
         self.headers = dict(headers) if headers is not None else {}
+        self.refusal = refusal
 
     @property
     def type(self) -> str:
@@ -166,13 +175,28 @@ def problem_response(
 async def _handle_problem(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, Problem):  # pragma: no cover - Starlette routes by type
         raise exc
+    if exc.refusal is not None or exc.status in _REFUSED:
+        log_refusal(request, status=exc.status, slug=exc.slug, reason=exc.refusal or _reason(exc))
     return exc.to_response(request)
+
+
+# Refused authentication (401) and authorisation (403): always security events.
+_REFUSED = frozenset({401, 403})
+
+
+def _reason(problem: Problem) -> str:
+    return problem.slug or problem.title
 
 
 async def _handle_http_exception(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, StarletteHTTPException):  # pragma: no cover - routed by type
         raise exc
     headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code in _REFUSED:
+        # Not raised by kanalhub's auth (it raises Problem), but a refusal all the same.
+        log_refusal(
+            request, status=exc.status_code, slug=None, reason=_status_phrase(exc.status_code)
+        )
     if exc.status_code in {204, 304}:
         # These statuses must not have a body.
         return Response(status_code=exc.status_code, headers=headers)
@@ -222,19 +246,36 @@ def _field_problem(error: Mapping[str, Any]) -> FieldProblem:
     return FieldProblem(field=_field_path(loc), message=message)
 
 
+def validation_problem(errors: Sequence[FieldProblem], detail: str | None = None) -> Problem:
+    """The 422 ``validation-failed`` problem naming every invalid field, the same whether
+    FastAPI or a service's own rules found them. ``detail`` defaults to "N fields are not
+    valid."."""
+    count = len(errors)
+    return Problem(
+        422,
+        "validation-failed",
+        "Request validation failed",
+        detail=detail or f"{count} field{' is' if count == 1 else 's are'} not valid.",
+        errors=errors,
+    )
+
+
+def coordinate_problems(
+    latitude: float, longitude: float, prefix: str = "body"
+) -> list[FieldProblem]:
+    """Coordinates outside the box around Copenhagen (the contract's reference geography), one
+    problem per field, named under ``prefix``."""
+    return [
+        FieldProblem(field=f"{prefix}.{name}", message=OUTSIDE_MUNICIPALITY)
+        for name in outside_municipality(latitude, longitude)
+    ]
+
+
 async def _handle_validation_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, RequestValidationError):  # pragma: no cover - routed by type
         raise exc
     errors = [_field_problem(error) for error in exc.errors()]
-    count = len(errors)
-    return problem_response(
-        request,
-        status=422,
-        title="Request validation failed",
-        type_=problem_type("validation-failed"),
-        detail=f"{count} field{' is' if count == 1 else 's are'} not valid.",
-        errors=errors,
-    )
+    return validation_problem(errors).to_response(request)
 
 
 async def _handle_unexpected(request: Request, exc: Exception) -> Response:
@@ -289,7 +330,8 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 def _document_problems(app: FastAPI) -> None:
     """Register the problem schema in the OpenAPI document and describe 422 as a problem;
     every operation documents 400 (an unknown query parameter, a body that is not JSON) and
-    every operation with a body 413 (over the size limit).
+    every operation with a body 413 (over the size limit) and 415 (a ``Content-Type`` it does
+    not take).
 
     FastAPI only registers schemas it finds in ``model`` entries, and those it files under
     ``application/json``; errors here are ``application/problem+json``. FastAPI also documents
@@ -315,6 +357,8 @@ def _document_problems(app: FastAPI) -> None:
             operation["responses"].setdefault("400", problem_responses(400)[400])
             if "requestBody" in operation:
                 operation["responses"].setdefault("413", problem_responses(413)[413])
+                # A body of a media type the operation does not declare (content_types).
+                operation["responses"].setdefault("415", problem_responses(415)[415])
             response = operation.get("responses", {}).get("422")
             if response is None:
                 continue

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import RecordMetadata, TopicPartition
 
 from services.contracts import CloudEvent, encode_event, kafka_headers, topic_for
+from services.plumbing.kafka_security import kafka_client_options
 from services.plumbing.settings import HubSettings
 
 Headers = Sequence[tuple[str, bytes]]
@@ -43,7 +44,7 @@ class EventProducer:
             return
         timeout = self._settings.kafka_timeout_seconds
         producer = AIOKafkaProducer(
-            bootstrap_servers=self._settings.kafka_bootstrap,
+            **kafka_client_options(self._settings),
             client_id=self._client_id,
             acks="all",
             enable_idempotence=False,
@@ -77,7 +78,7 @@ class EventProducer:
         timeout = self._settings.kafka_timeout_seconds
         if self._prober is None:
             prober = AIOKafkaConsumer(
-                bootstrap_servers=self._settings.kafka_bootstrap,
+                **kafka_client_options(self._settings),
                 client_id=f"{self._client_id}-probe",
                 enable_auto_commit=False,
                 request_timeout_ms=int(timeout * 1000) + 30_000,

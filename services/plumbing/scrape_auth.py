@@ -46,4 +46,5 @@ def check_scrape(authorization: str | None, auth: PrometheusAuth, token: str | N
         "Scrape token required",
         detail="/metrics needs Authorization: Bearer <the configured scrape token>.",
         headers={"WWW-Authenticate": "Bearer"},
+        refusal="no scrape token" if not authorization else "wrong scrape token",
     )

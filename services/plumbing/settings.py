@@ -7,11 +7,17 @@ Each service has its own ``BaseSettings`` (prefix ``KANALHUB_<SERVICE>_``) that 
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import ClassVar, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.plumbing.kafka_security import (
+    KafkaSaslMechanism,
+    KafkaSecurityProtocol,
+    kafka_settings_problems,
+)
 from services.plumbing.scrape_auth import PrometheusAuth
 from services.plumbing.secret_strength import weak_secret_reasons
 
@@ -43,6 +49,20 @@ class HubSettings(BaseSettings):
     # First segment of every Redis key; tests use a unique one per test.
     key_prefix: str = "kanalhub"
     kafka_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How every Kafka client connects (services/plumbing/kafka_security.py): TLS (SSL), SASL
+    # login, or both (SASL_SSL). PLAINTEXT, the default, is for a private network only;
+    # production logs a warning at start with it. Checked when the settings are built: SASL
+    # needs both credentials, certificate files must exist and load.
+    kafka_security_protocol: KafkaSecurityProtocol = KafkaSecurityProtocol.PLAINTEXT
+    kafka_sasl_mechanism: KafkaSaslMechanism = KafkaSaslMechanism.PLAIN
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # The CA that signed the brokers' certificates (unset: the system's CAs), and a client
+    # certificate and key for brokers that authenticate clients by TLS.
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
     redis_timeout_seconds: float = Field(default=2.0, gt=0)
     # The outbox relay keeps what the broker acknowledged this long and sends it again after a
     # publish failure or a relay restart: brokers that lose acknowledged records when they
@@ -70,10 +90,22 @@ class HubSettings(BaseSettings):
     # "bearer" with prometheus_token. Unset: none in development and test, bearer in production.
     prometheus_auth: PrometheusAuth | None = None
     prometheus_token: SecretStr | None = None
+    # Strict-Transport-Security max-age sent by every service (services/plumbing/
+    # security_headers.py). Set it (e.g. 31536000) only where the hub is served over HTTPS; 0,
+    # the default, sends no HSTS: over plain http it means nothing, and a browser that kept it
+    # for localhost would refuse a developer's plain-http services.
+    hsts_seconds: int = Field(default=0, ge=0, le=63_072_000)
     # The key of the pseudonymous ids stored instead of a token's sub
     # (services/plumbing/pseudonyms.py). Changing it gives every person a new id: keep it as
     # long as the audit trails it signs.
     subject_key: SecretStr = SecretStr(DEVELOPMENT_SUBJECT_KEY)
+
+    @model_validator(mode="after")
+    def _refuse_unusable_kafka_security(self) -> Self:
+        problems = kafka_settings_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _refuse_development_secrets_in_production(self) -> Self:
@@ -145,6 +177,11 @@ class ServiceSettings(BaseSettings):
     # under 4 KiB (a JWT is ~1 KiB); nginx's default head buffer is 8 KiB, Node's limit 16 KiB.
     max_header_bytes: int = Field(default=16_384, ge=1024, le=1_048_576)
     max_header_count: int = Field(default=100, ge=10, le=10_000)
+    # A request head (request line and header fields) must be complete within this many
+    # seconds of its first byte (of the connection opening, for a connection's first request);
+    # a client trickling it (slowloris) is answered 408 and cut off by the server
+    # (services/plumbing/header_limits.py). A kiosk's head is one packet; nginx allows 60 s.
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     hub: HubSettings = Field(default_factory=HubSettings)
 
     @property

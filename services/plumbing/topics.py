@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from services.contracts import Topic
+from services.plumbing.kafka_security import kafka_client_options
 from services.plumbing.logging import get_logger
 from services.plumbing.settings import HubSettings
 
@@ -29,7 +31,7 @@ async def ensure_topics(settings: HubSettings, names: Iterable[str] | None = Non
     wanted = list(names) if names is not None else contract_topics(settings)
     timeout = settings.kafka_timeout_seconds
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **kafka_client_options(settings),
         request_timeout_ms=int(timeout * 1000),
         client_id="kanalhub-topics",
     )
@@ -68,3 +70,29 @@ async def ensure_topics(settings: HubSettings, names: Iterable[str] | None = Non
         return created
     finally:
         await admin.close()
+
+
+async def topic_partitions(settings: HubSettings, names: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of the topics ``names`` (a topic that does not exist has none).
+
+    Asked of the cluster by name through the admin client: a consumer's ``topics()`` answers
+    from metadata it does not keep, and Apache Kafka 4 names no topics in the metadata a client
+    bootstraps with, so ``partitions_for_topic`` would know none.
+    """
+    wanted = list(names)
+    timeout = settings.kafka_timeout_seconds
+    admin = AIOKafkaAdminClient(
+        **kafka_client_options(settings),
+        request_timeout_ms=int(timeout * 1000),
+        client_id="kanalhub-topics",
+    )
+    await asyncio.wait_for(admin.start(), timeout)
+    try:
+        described = await asyncio.wait_for(admin.describe_topics(wanted), timeout)
+    finally:
+        await admin.close()
+    found: list[TopicPartition] = []
+    for topic in described:
+        if topic["error_code"] == 0:
+            found += [TopicPartition(topic["topic"], p["partition"]) for p in topic["partitions"]]
+    return sorted(found)

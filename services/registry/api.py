@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from services.contracts.geography import COPENHAGEN, haversine_km
 from services.contracts.payloads.registry import EntryUpserted, ServiceUpserted, SiteUpserted
 from services.contracts.reference import (
     Administration,
@@ -21,9 +22,15 @@ from services.contracts.reference import (
     EntryType,
 )
 from services.plumbing.auth import RegistryWriter
-from services.plumbing.problems import FieldProblem, Problem, problem_responses
+from services.plumbing.problems import (
+    FieldProblem,
+    Problem,
+    coordinate_problems,
+    problem_responses,
+)
+from services.plumbing.problems import validation_problem as _invalid
 from services.registry import bulk, domain, hsds
-from services.registry.schemas import EntryIn, ServiceIn, SiteIn
+from services.registry.schemas import AuditRecord, EntryIn, PublicAuditRecord, ServiceIn, SiteIn
 from services.registry.store import (
     AlreadyExists,
     Kind,
@@ -84,17 +91,6 @@ def _stale(current: int | None) -> Problem:
         "Version is stale",
         detail="The record changed since you read it; read it again and reapply your change.",
         headers={"ETag": _etag(current)} if current is not None else None,
-    )
-
-
-def _invalid(errors: list[FieldProblem]) -> Problem:
-    count = len(errors)
-    return Problem(
-        422,
-        "validation-failed",
-        "Request validation failed",
-        detail=f"{count} field{' is' if count == 1 else 's are'} not valid.",
-        errors=errors,
     )
 
 
@@ -270,7 +266,7 @@ async def get_site(site_id: str, store: StoreDep) -> JSONResponse:
 
 def _site_change(body: SiteIn, site_id: str) -> Any:
     async def change(current: Record[Any] | None) -> Record[Any]:
-        problems = domain.coordinate_problems(body.latitude, body.longitude)
+        problems = coordinate_problems(body.latitude, body.longitude)
         if problems:
             raise _invalid(problems)
         try:
@@ -362,7 +358,7 @@ def _as_copenhagen(when: dt.datetime | None) -> dt.datetime | None:
     # A time without an offset is what a citizen means on the clock in Copenhagen.
     if when is None or when.tzinfo is not None:
         return when
-    return when.replace(tzinfo=domain.COPENHAGEN)
+    return when.replace(tzinfo=COPENHAGEN)
 
 
 @router.get("/entries", tags=["entries"], summary="Entries, filtered")
@@ -413,7 +409,7 @@ async def nearest_entries(
         site = sites.get(entry.site_id)
         if site is None or not query.matches(entry):
             continue
-        distance = domain.haversine_km(latitude, longitude, site.latitude, site.longitude)
+        distance = haversine_km(latitude, longitude, site.latitude, site.longitude)
         found.append((distance, entry.entry_id, _body(record)))
     found.sort(key=lambda item: (item[0], item[1]))
     return [{"distance_km": round(d, 3), "entry": body} for d, _, body in found[:limit]]
@@ -426,15 +422,34 @@ async def get_entry(entry_id: str, store: StoreDep) -> JSONResponse:
 
 
 @router.get("/entries/{entry_id}/audit", tags=["entries"], responses=problem_responses(404))
-async def entry_audit(entry_id: str, store: StoreDep) -> list[dict[str, Any]]:
+async def entry_audit(entry_id: str, store: StoreDep) -> list[PublicAuditRecord]:
     """What changed in the entry and when; oldest first.
 
-    The route is public (the change history of open data), so it shows no actor: who made a
-    change (a pseudonymous id) stays in the stored trail for operators (issue 19, item 2).
+    The route is public (the change history of open data), so it shows no actor (the model
+    has no such field): who made each change is for editors, at
+    ``GET /entries/{entry_id}/audit/actors`` (issue 19, item 2).
     """
     await _read(store, Kind.ENTRY, entry_id)
     trail = await store.audit(Kind.ENTRY, entry_id)
-    return [{k: v for k, v in record.items() if k != "actor"} for record in trail]
+    return [PublicAuditRecord.model_validate(record) for record in trail]
+
+
+@router.get(
+    "/entries/{entry_id}/audit/actors",
+    tags=["entries"],
+    responses=problem_responses(401, 403, 404),
+    summary="The entry's audit trail with who made each change",
+)
+async def entry_audit_with_actors(
+    entry_id: str, store: StoreDep, _: RegistryWriter
+) -> list[AuditRecord]:
+    """The full audit trail of an entry, oldest first, each change with its ``actor``: the
+    editor's pseudonymous id, never the token's subject. Read-only, for editors
+    (``registry:write``) who need to know who changed what; the public trail leaves ``actor``
+    out."""
+    await _read(store, Kind.ENTRY, entry_id)
+    trail = await store.audit(Kind.ENTRY, entry_id)
+    return [AuditRecord.model_validate(record) for record in trail]
 
 
 async def _entry_problems(store: RegistryStore, body: EntryIn, entry_id: str) -> list[FieldProblem]:

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from services.contracts.payloads.registry import EntryUpserted, SiteUpserted
-from services.plumbing.problems import FieldProblem
+from services.plumbing.problems import FieldProblem, coordinate_problems
 from services.registry import domain
 from services.registry.schemas import EntryIn, SiteIn
 from services.registry.store import Kind, Record
@@ -227,7 +227,7 @@ def plan_import(
         if site.site_id in seen:
             problems.append(_problem(row, "site_id", "appears twice in the import"))
         seen.add(site.site_id)
-        problems.extend(domain.coordinate_problems(body.latitude, body.longitude, prefix=row.label))
+        problems.extend(coordinate_problems(body.latitude, body.longitude, prefix=row.label))
         new_sites.append((row, site))
 
     live_sites = {i for i, r in current_sites.items() if not r.retired} | seen

@@ -1,21 +1,20 @@
-"""The registry's rules: opening hours, validation, distances and the coverage and co-location
-reports. Pure functions on the contract's payload models; no I/O."""
+"""The registry's rules: validation of opening hours and entries, the entry filter, and the
+coverage and co-location reports. Pure functions on the contract's payload models; no I/O.
+
+Evaluating opening hours (holidays included), the reference geography and distance are the
+contract's (``services/contracts/opening_hours.py``, ``services/contracts/geography.py``): every
+service judges them the same way."""
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from zoneinfo import ZoneInfo
 
-import holidays
-
+from services.contracts.opening_hours import is_open_at, minute_of_day
 from services.contracts.payloads.registry import (
     EntryUpserted,
-    OpeningHours,
     SiteUpserted,
     WeeklyOpening,
 )
@@ -29,59 +28,6 @@ from services.contracts.reference import (
 from services.plumbing.problems import FieldProblem
 from services.registry.schemas import EntryIn
 
-COPENHAGEN = ZoneInfo("Europe/Copenhagen")
-"""Every opening hour is local Copenhagen wall-clock time (tzdata ships it, see pyproject)."""
-
-# A generous box around Copenhagen Municipality (incl. Amager and the harbour); a site outside
-# it is a typo (swapped latitude/longitude, a missing digit), not a real municipal building.
-LATITUDE_RANGE = (55.60, 55.74)
-LONGITUDE_RANGE = (12.45, 12.66)
-
-EARTH_RADIUS_KM = 6371.0088
-
-
-@lru_cache(maxsize=64)
-def _danish_holidays(year: int) -> holidays.HolidayBase:
-    return holidays.country_holidays("DK", years=year)
-
-
-def public_holiday(day: dt.date) -> str | None:
-    """The name of the Danish public holiday on ``day``, or None."""
-    name = _danish_holidays(day.year).get(day)
-    return str(name) if name is not None else None
-
-
-def _minutes(clock: str) -> int:
-    hours, minutes = clock.split(":")
-    return int(hours) * 60 + int(minutes)
-
-
-def is_open_at(hours: OpeningHours, when: dt.datetime, *, closes_on_holidays: bool = True) -> bool:
-    """Whether ``hours`` are open at the instant ``when`` (timezone-aware).
-
-    The instant is turned into Copenhagen wall-clock time first, so the same UTC instant is
-    09:30 in summer and 08:30 in winter. A dated exception replaces that day's weekly hours;
-    without one, a Danish public holiday is closed unless ``closes_on_holidays`` is false
-    (self-service channels such as the digital one, which need no staff).
-    """
-    if when.tzinfo is None:
-        raise ValueError("when must be timezone-aware")
-    local = when.astimezone(COPENHAGEN)
-    day = local.date()
-    now = local.hour * 60 + local.minute
-    for exception in hours.exceptions:
-        if exception.date == day:
-            if exception.closed or exception.opens is None or exception.closes is None:
-                return False
-            return _minutes(exception.opens) <= now < _minutes(exception.closes)
-    if closes_on_holidays and public_holiday(day) is not None:
-        return False
-    return any(
-        _minutes(interval.opens) <= now < _minutes(interval.closes)
-        for interval in hours.weekly
-        if interval.weekday == day.weekday()
-    )
-
 
 def opening_hour_problems(weekly: Sequence[WeeklyOpening], field: str) -> list[FieldProblem]:
     """Overlapping weekly intervals on one weekday (inverted ones the contract refuses itself)."""
@@ -89,7 +35,7 @@ def opening_hour_problems(weekly: Sequence[WeeklyOpening], field: str) -> list[F
     by_day: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
     for index, interval in enumerate(weekly):
         by_day[interval.weekday].append(
-            (_minutes(interval.opens), _minutes(interval.closes), index)
+            (minute_of_day(interval.opens), minute_of_day(interval.closes), index)
         )
     for intervals in by_day.values():
         intervals.sort()
@@ -106,31 +52,6 @@ def opening_hour_problems(weekly: Sequence[WeeklyOpening], field: str) -> list[F
                 )
             latest_close = max(latest_close, closes)
     return problems
-
-
-def coordinate_problems(
-    latitude: float, longitude: float, prefix: str = "body"
-) -> list[FieldProblem]:
-    """Coordinates outside the box around Copenhagen, one problem per field."""
-    problems = []
-    if not LATITUDE_RANGE[0] <= latitude <= LATITUDE_RANGE[1]:
-        problems.append(
-            FieldProblem(field=f"{prefix}.latitude", message="is outside Copenhagen's area")
-        )
-    if not LONGITUDE_RANGE[0] <= longitude <= LONGITUDE_RANGE[1]:
-        problems.append(
-            FieldProblem(field=f"{prefix}.longitude", message="is outside Copenhagen's area")
-        )
-    return problems
-
-
-def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in km. Plenty accurate at city scale (error well below 0.5 %)."""
-    phi1, phi2 = math.radians(lat1), math.radians(lat2)
-    dphi = phi2 - phi1
-    dlambda = math.radians(lon2 - lon1)
-    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlambda / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(a))
 
 
 @dataclass(frozen=True)

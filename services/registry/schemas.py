@@ -79,14 +79,24 @@ class ServiceIn(_Body):
     general_needs: bool = True
 
 
-class AuditRecord(BaseModel):
-    """One change: who (pseudonymous id), what, when."""
+class PublicAuditRecord(BaseModel):
+    """One change as the public sees it: what and when, never who."""
 
     at: dt.datetime
-    actor: str
     action: str
+    """``created``, ``updated``, ``retired``, ``imported`` or ``seeded``."""
     version: int
+    """The record's version after the change."""
     changed: list[str]
+    """The fields the change touched."""
+
+
+class AuditRecord(PublicAuditRecord):
+    """One change with who made it, for editors: the pseudonymous id of the editor's token
+    (``p-`` + 16 hex digits, services/plumbing/pseudonyms.py), or ``seed`` for the records
+    the registry seeded itself."""
+
+    actor: str
 
 
 class NearbyEntry(BaseModel):

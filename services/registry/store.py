@@ -41,12 +41,16 @@ from services.contracts.payloads.registry import (
     SiteUpserted,
 )
 from services.plumbing.outbox import Outbox
+from services.plumbing.redis_replies import reply_text
 from services.plumbing.settings import HubSettings
 
 # A write retried this often because others kept writing in between gives up with a 412.
 _ATTEMPTS = 10
 
 SERVICE = "registry"
+
+SEED_ACTOR = "seed"
+"""The audit ``actor`` of records the registry seeded itself: not a person."""
 
 
 class Kind(StrEnum):
@@ -183,7 +187,7 @@ class RegistryStore:
         Python is simpler than keeping secondary indexes consistent.
         """
         members = await self.redis.smembers(self.index_key(kind))
-        ids = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+        ids = sorted(reply_text(m) for m in members)
         if not ids:
             return []
         raws = await self.redis.mget([self.record_key(kind, i) for i in ids])
@@ -302,7 +306,7 @@ class RegistryStore:
                 raise StaleVersion(None) from None
 
     async def seed_if_empty(
-        self, records: Sequence[tuple[Kind, Record[Any]]], actor: str = "seed"
+        self, records: Sequence[tuple[Kind, Record[Any]]], actor: str = SEED_ACTOR
     ) -> bool:
         """Write ``records`` (with audit and events) in one transaction if the store is empty.
 

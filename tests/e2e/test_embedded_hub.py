@@ -17,8 +17,8 @@ import httpx
 import psutil
 import pytest
 
+from services.contracts.geography import COPENHAGEN
 from services.hub.embedded import free_port
-from services.hub.simulation import COPENHAGEN
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

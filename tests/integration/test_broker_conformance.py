@@ -27,11 +27,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
-from services.hub.embedded import BROKER_KINDS, NoidaBroker, TansuBroker, free_port, make_broker
+from services.hub.embedded import BROKER_KINDS, KafkaBroker, free_port, make_broker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(120)]
 
-Broker = NoidaBroker | TansuBroker
+Broker = KafkaBroker
 
 # Short group timeouts, as the tests of the hub use; both brokers accept them.
 SESSION_TIMEOUT_MS = 6000

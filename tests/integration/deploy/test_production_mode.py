@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from redis.asyncio import Redis
 
 from services.contracts import CloudEvent, Topic
-from services.hub.embedded import NoidaBroker, TansuBroker, ValkeyProcess, free_port
+from services.hub.embedded import KafkaBroker, ValkeyProcess, free_port
 from services.plumbing.outbox import Outbox
 from services.plumbing.settings import DEVELOPMENT_JWT_SECRET, Environment, HubSettings
 from tests.factories import contact_recorded
@@ -76,7 +76,7 @@ def serve(name: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 
 @pytest.fixture(scope="module")
-def hub_env(broker: NoidaBroker | TansuBroker, valkey: ValkeyProcess) -> dict[str, str]:
+def hub_env(broker: KafkaBroker, valkey: ValkeyProcess) -> dict[str, str]:
     """Shared production settings: real-looking secret, this module's own topics and keys."""
     return {
         "KANALHUB_KAFKA_BOOTSTRAP": broker.bootstrap,

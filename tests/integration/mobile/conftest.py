@@ -24,9 +24,9 @@ from services.contracts import (
     decode_event,
     new_event,
 )
+from services.contracts.geography import COPENHAGEN
 from services.contracts.reference import District
 from services.mobile.app import create_app
-from services.mobile.domain import COPENHAGEN
 from services.mobile.settings import MobileSettings
 from services.mobile.store import MobileStore
 from services.plumbing.auth import mint_token
@@ -84,6 +84,17 @@ class Mobile:
         doc: dict[str, Any] = {"place": VANLOSE, "services": ["passport"], "staff": [STAFF_A]}
         doc.update(body)
         return await self.post("/visits", doc)
+
+    async def staff_calendar(
+        self, staff_id: str, *, ics: bool = False, params: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """GET a staff member's calendar (JSON, or the ``.ics`` feed) at its secret address,
+        which the planner asks the link route for, as a calendar app's user would."""
+        link = await self.client.get(f"/calendars/staff/{staff_id}/link", headers=self.planner)
+        assert link.status_code == 200, link.text
+        url = httpx.URL(link.json()["ics_path" if ics else "json_path"])
+        # httpx replaces a URL's query with ``params``: add them to the key instead.
+        return await self.client.get(url.copy_merge_params(params or {}))
 
     async def publish(self, *events: CloudEvent) -> None:
         """Publish events as their own service would."""

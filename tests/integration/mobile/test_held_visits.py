@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from services.contracts import ContactRecorded, EventType, VisitCompleted
-from services.mobile.domain import COPENHAGEN
+from services.contracts.geography import COPENHAGEN
 from tests.integration.mobile.conftest import STAFF_A, Mobile, local
 
 pytestmark = pytest.mark.integration

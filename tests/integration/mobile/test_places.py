@@ -185,7 +185,7 @@ async def test_bad_input_is_a_problem_and_stores_and_publishes_nothing(mobile: M
     assert await mobile.nothing_staged()
     assert not await mobile.runtime.redis.keys(mobile.settings.key("mobile", "visit", "*"))
     assert not await mobile.runtime.redis.keys(mobile.settings.key("mobile", "series", "*"))
-    assert (await mobile.client.get(f"/calendars/staff/{STAFF_A}")).json()["visits"] == []
+    assert (await mobile.staff_calendar(STAFF_A)).json()["visits"] == []
 
 
 async def test_an_oversize_body_is_413_and_stores_nothing(mobile: Mobile) -> None:

@@ -78,12 +78,11 @@ async def test_calendars_list_visits_per_staff_place_and_district(mobile: Mobile
         await mobile.plan(place=AMAGER, starts_at=local(day, "10:00"), ends_at=local(day, "12:00"))
     ).json()
     place_id = visit["place"]["place_id"]
-    for path in (
-        f"/calendars/staff/{STAFF_A}",
-        f"/calendars/places/{place_id}",
-        "/calendars/districts/amager-ost",
+    for path, response in (
+        ("staff", await mobile.staff_calendar(STAFF_A)),
+        ("place", await mobile.client.get(f"/calendars/places/{place_id}")),
+        ("district", await mobile.client.get("/calendars/districts/amager-ost")),
     ):
-        response = await mobile.client.get(path)
         assert response.status_code == 200, (path, response.text)
         assert [v["visit_id"] for v in response.json()["visits"]] == [visit["visit_id"]]
     other = await mobile.client.get("/calendars/districts/valby")

@@ -10,7 +10,7 @@ import icalendar
 import pytest
 from dateutil.easter import easter
 
-from services.mobile.domain import COPENHAGEN
+from services.contracts.geography import COPENHAGEN
 from tests.integration.mobile.conftest import STAFF_A, STAFF_B, VANLOSE, Mobile, local
 
 pytestmark = pytest.mark.integration
@@ -117,7 +117,7 @@ async def test_a_series_colliding_with_a_visit_is_refused_whole(mobile: Mobile) 
     )
     assert response.status_code == 409
     assert blocker.json()["visit_id"] in response.json()["detail"]
-    calendar = (await mobile.client.get(f"/calendars/staff/{STAFF_A}", params=_range())).json()
+    calendar = (await mobile.staff_calendar(STAFF_A, params=_range())).json()
     assert [v["visit_id"] for v in calendar["visits"]] == [blocker.json()["visit_id"]]
 
 
@@ -184,7 +184,7 @@ async def test_editing_this_and_following_leaves_earlier_visits_alone(mobile: Mo
     )
     assert all(v["staff"] == [STAFF_A] for v in earlier)
     assert body["revisions"][-1]["from_date"] == week6.isoformat()
-    b_calendar = (await mobile.client.get(f"/calendars/staff/{STAFF_B}", params=_range())).json()
+    b_calendar = (await mobile.staff_calendar(STAFF_B, params=_range())).json()
     assert sorted(v["occurrence_date"] for v in b_calendar["visits"]) == sorted(later)
 
 
@@ -219,7 +219,7 @@ async def test_the_ics_feed_parses_and_keeps_local_times_across_dst(mobile: Mobi
     await mobile.post(
         f"/visits/series-vanlose-mondays-{week4:%Y%m%d}/cancel", {"reason": "weather"}
     )
-    response = await mobile.client.get(f"/calendars/staff/{STAFF_A}.ics", params=_range())
+    response = await mobile.staff_calendar(STAFF_A, ics=True, params=_range())
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/calendar")
     calendar = icalendar.Calendar.from_ical(response.content)

@@ -113,7 +113,7 @@ async def test_parallel_conflicting_plans_have_exactly_one_winner(mobile: Mobile
     assert statuses == [201] + [409] * 7, [r.text for r in responses]
     (winner,) = [r.json()["visit_id"] for r in responses if r.status_code == 201]
     assert all(winner in r.json()["detail"] for r in responses if r.status_code == 409)
-    calendar = await mobile.client.get(f"/calendars/staff/{STAFF_A}")
+    calendar = await mobile.staff_calendar(STAFF_A)
     assert [v["visit_id"] for v in calendar.json()["visits"]] == [winner]
     events = await mobile.events(expect=1)
     assert [e.subject for e in events] == [winner]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from services.hub.embedded import DEFAULT_BROKER, NoidaBroker, TansuBroker, free_port, make_broker
+from services.hub.embedded import DEFAULT_BROKER, KafkaBroker, free_port, make_broker
 from services.plumbing.settings import HubSettings
 from tests.integration.plumbing.support import Wiring, wired
 
@@ -22,7 +22,7 @@ async def wiring(hub_settings: HubSettings, redis_client: Redis) -> AsyncIterato
 
 
 @pytest.fixture
-def private_broker(tmp_path: Path) -> Iterator[NoidaBroker | TansuBroker]:
+def private_broker(tmp_path: Path) -> Iterator[KafkaBroker]:
     """A broker of the kind under test for this test alone, because the test stops it."""
     kind = os.environ.get("KANALHUB_TEST_BROKER", DEFAULT_BROKER)
     broker = make_broker(kind, free_port(), tmp_path / "broker")  # type: ignore[arg-type]
@@ -33,7 +33,7 @@ def private_broker(tmp_path: Path) -> Iterator[NoidaBroker | TansuBroker]:
 
 @pytest.fixture
 async def private_wiring(
-    private_broker: NoidaBroker | TansuBroker, hub_settings: HubSettings, redis_client: Redis
+    private_broker: KafkaBroker, hub_settings: HubSettings, redis_client: Redis
 ) -> AsyncIterator[Wiring]:
     """Like ``wiring``, on the private broker (Valkey stays the session one)."""
     settings = hub_settings.model_copy(

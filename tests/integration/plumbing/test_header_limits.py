@@ -1,12 +1,16 @@
 """Request heads with too many header fields, or too many bytes of them, are answered 431
-problem+json before authentication, by a real uvicorn server run as ``kanalhub serve`` runs
-it (``bounded_http_protocol``): the in-process transport cannot send a raw head."""
+problem+json before authentication, and heads that trickle in are answered 408, by a real
+uvicorn server run as ``kanalhub serve`` runs it (``bounded_http_protocol``): the in-process
+transport cannot send a raw head, nor send it slowly."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -55,9 +59,8 @@ class Served:
             writer.close()
 
 
-@pytest.fixture
-async def served(hub_settings: HubSettings) -> AsyncIterator[Served]:
-    settings = ProbeSettings(hub=hub_settings)
+@asynccontextmanager
+async def _serving(settings: ProbeSettings) -> AsyncIterator[Served]:
     app: FastAPI = create_service_app(
         settings, title="probe", description="plumbing only", routers=[guarded]
     )
@@ -69,7 +72,9 @@ async def served(hub_settings: HubSettings) -> AsyncIterator[Served]:
             port=port,
             log_config=None,
             access_log=False,
-            http=bounded_http_protocol(settings.max_header_bytes),
+            http=bounded_http_protocol(
+                settings.max_header_bytes, header_timeout_seconds=settings.header_timeout_seconds
+            ),
         )
     )
     task = asyncio.create_task(server.serve())
@@ -82,6 +87,25 @@ async def served(hub_settings: HubSettings) -> AsyncIterator[Served]:
     finally:
         server.should_exit = True
         await task
+
+
+@pytest.fixture
+async def served(hub_settings: HubSettings) -> AsyncIterator[Served]:
+    async with _serving(ProbeSettings(hub=hub_settings)) as served:
+        yield served
+
+
+HEAD_TIMEOUT = 1.5
+"""The head deadline of :func:`impatient`: short, so a trickle is cut off within seconds."""
+
+
+@pytest.fixture
+async def impatient(hub_settings: HubSettings) -> AsyncIterator[Served]:
+    """A server whose heads must be complete within :data:`HEAD_TIMEOUT` seconds."""
+    async with _serving(
+        ProbeSettings(hub=hub_settings, header_timeout_seconds=HEAD_TIMEOUT)
+    ) as served:
+        yield served
 
 
 def _head(*fields: tuple[str, str], complete: bool = True) -> bytes:
@@ -178,3 +202,129 @@ async def test_requests_after_the_first_on_a_kept_alive_connection_are_served(
             assert status_line == b"HTTP/1.1 401 Unauthorized\r\n"
     finally:
         writer.close()
+
+
+HEALTHZ_START = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+
+
+async def _read_response(reader: asyncio.StreamReader) -> bytes:
+    """One response with a ``content-length`` from a kept-alive connection: status line and body."""
+    async with asyncio.timeout(SAFETY):
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        body = await reader.readexactly(length)
+    return head.partition(b"\r\n")[0] + b"\r\n\r\n" + body
+
+
+async def _trickle(writer: asyncio.StreamWriter, pieces: list[bytes], pause: float) -> None:
+    """Send ``pieces`` one by one, ``pause`` seconds apart; stop when the server hangs up."""
+    try:
+        for piece in pieces:
+            await asyncio.sleep(pause)
+            writer.write(piece)
+            await writer.drain()
+    except ConnectionError:
+        pass
+
+
+async def test_a_head_trickling_in_is_answered_408_and_cut_off_at_the_deadline(
+    impatient: Served,
+) -> None:
+    # One header byte every 0.3 s: 40 bytes would take 12 s; the deadline is 1.5 s.
+    reader, writer = await asyncio.open_connection("127.0.0.1", impatient.port)
+    started = time.monotonic()
+    writer.write(HEALTHZ_START)
+    trickler = asyncio.create_task(_trickle(writer, [b"x"] * 40, pause=0.3))
+    try:
+        async with asyncio.timeout(SAFETY):
+            answer = await reader.read()  # until the server closes the connection
+        elapsed = time.monotonic() - started
+    finally:
+        trickler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await trickler
+        writer.close()
+    status_line, problem = _status_and_problem(answer)
+    assert status_line == b"HTTP/1.1 408 Request Timeout"
+    assert problem["type"] == "https://kanalhub.dk/problems/head-timeout"
+    assert b"connection: close" in answer.lower()
+    # A bound with a wide margin (the deadline is 1.5 s), not a benchmark: well before the
+    # trickle's 12 s would have ended.
+    assert elapsed < 4.0
+
+
+async def test_a_connection_that_sends_nothing_is_closed_at_the_head_deadline(
+    impatient: Served,
+) -> None:
+    # The first head's deadline runs from the connection opening, not from its first byte.
+    reader, writer = await asyncio.open_connection("127.0.0.1", impatient.port)
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(SAFETY):
+            answer = await reader.read()
+    finally:
+        writer.close()
+    status_line, _ = _status_and_problem(answer)
+    assert status_line == b"HTTP/1.1 408 Request Timeout"
+    assert time.monotonic() - started < 4.0
+
+
+async def test_a_head_completed_within_the_deadline_is_served(impatient: Served) -> None:
+    # Four pieces 0.25 s apart: the head takes about 0.75 s of its 1.5 s.
+    reader, writer = await asyncio.open_connection("127.0.0.1", impatient.port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\n")
+        await _trickle(writer, [b"Host: x\r\n", b"X-Slow: ", b"yes\r\n", b"\r\n"], pause=0.25)
+        answer = await _read_response(reader)
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:200]
+
+
+async def test_idle_time_between_kept_alive_requests_does_not_count_against_the_next_head(
+    impatient: Served,
+) -> None:
+    # 2.5 s of silence after the first response: longer than the head deadline (1.5 s), shorter
+    # than uvicorn's keep-alive timeout (5 s). The second head's deadline starts at its first
+    # byte, so it is served on the same connection.
+    reader, writer = await asyncio.open_connection("127.0.0.1", impatient.port)
+    try:
+        writer.write(HEALTHZ_START + b"\r\n")
+        await writer.drain()
+        first = await _read_response(reader)
+        await asyncio.sleep(2.5)
+        writer.write(HEALTHZ_START + b"\r\n")
+        await writer.drain()
+        second = await _read_response(reader)
+    finally:
+        writer.close()
+    assert first.startswith(b"HTTP/1.1 200 OK\r\n"), first[:200]
+    assert second.startswith(b"HTTP/1.1 200 OK\r\n"), second[:200]
+
+
+async def test_a_second_head_trickling_on_a_kept_alive_connection_is_answered_408(
+    impatient: Served,
+) -> None:
+    # Line breaks between requests start no message in the parser; they still start the head
+    # deadline, so CRLF every 0.3 s cannot hold a kept-alive connection open either.
+    reader, writer = await asyncio.open_connection("127.0.0.1", impatient.port)
+    trickler: asyncio.Task[None] | None = None
+    try:
+        writer.write(HEALTHZ_START + b"\r\n")
+        await writer.drain()
+        first = await _read_response(reader)
+        started = time.monotonic()
+        trickler = asyncio.create_task(_trickle(writer, [b"\r\n"] * 40, pause=0.3))
+        async with asyncio.timeout(SAFETY):
+            answer = await reader.read()
+        elapsed = time.monotonic() - started
+    finally:
+        if trickler is not None:
+            trickler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await trickler
+        writer.close()
+    assert first.startswith(b"HTTP/1.1 200 OK\r\n"), first[:200]
+    status_line, _ = _status_and_problem(answer)
+    assert status_line == b"HTTP/1.1 408 Request Timeout"
+    assert elapsed < 4.0

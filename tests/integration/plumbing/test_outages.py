@@ -13,7 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from services.contracts import CloudEvent
-from services.hub.embedded import NoidaBroker, TansuBroker, ValkeyProcess, free_port
+from services.hub.embedded import KafkaBroker, ValkeyProcess, free_port
 from services.plumbing.consumer import Transaction
 from services.plumbing.outbox import Outbox
 from services.plumbing.settings import HubSettings
@@ -31,7 +31,7 @@ async def own_valkey(tmp_path: Path) -> AsyncIterator[ValkeyProcess]:
 
 
 async def test_writes_are_accepted_while_the_broker_is_down_and_all_arrive_once_after(
-    private_broker: NoidaBroker | TansuBroker, private_wiring: Wiring
+    private_broker: KafkaBroker, private_wiring: Wiring
 ) -> None:
     if private_broker.kind == "tansu":
         pytest.xfail(
@@ -103,7 +103,7 @@ async def test_outbox_writes_acknowledged_before_valkey_is_killed_survive_its_re
 
 
 async def test_records_a_killed_broker_loses_after_acknowledging_them_are_sent_again(
-    private_broker: NoidaBroker | TansuBroker, private_wiring: Wiring
+    private_broker: KafkaBroker, private_wiring: Wiring
 ) -> None:
     if private_broker.kind == "tansu":
         pytest.skip("Tansu keeps nothing over a restart; this is about a broker that keeps most")
@@ -133,7 +133,7 @@ async def test_records_a_killed_broker_loses_after_acknowledging_them_are_sent_a
 
 
 async def test_records_a_killed_broker_loses_are_sent_again_after_an_outage_longer_than_the_window(
-    private_broker: NoidaBroker | TansuBroker, hub_settings: HubSettings, redis_client: Redis
+    private_broker: KafkaBroker, hub_settings: HubSettings, redis_client: Redis
 ) -> None:
     """The re-send window is measured in acknowledgements, not in wall-clock time: a broker
     that stays down longer than the window still gets the records it lost re-sent. The relay
@@ -168,7 +168,7 @@ async def test_records_a_killed_broker_loses_are_sent_again_after_an_outage_long
 
 
 async def test_a_lagging_consumer_that_stays_connected_through_a_broker_kill_misses_nothing(
-    private_broker: NoidaBroker | TansuBroker, hub_settings: HubSettings, redis_client: Redis
+    private_broker: KafkaBroker, hub_settings: HubSettings, redis_client: Redis
 ) -> None:
     """The consumer keeps running, behind the load, while the broker is killed and restarted:
     it must neither skip the offsets the restarted broker hands out again nor count the

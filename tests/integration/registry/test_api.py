@@ -174,6 +174,40 @@ async def test_the_public_audit_trail_shows_no_actor(registry: Registry) -> None
     assert actor not in response.text
 
 
+async def test_editors_see_the_audit_trail_with_each_changes_pseudonymous_actor(
+    registry: Registry,
+) -> None:
+    await create_basics(registry)
+    other = auth(registry.settings, "registry:write", subject="editor-b2c9")
+    await registry.client.put(
+        "/entries/entry-test",
+        json={**ENTRY, "status": "temporarily_closed"},
+        headers={**other, "If-Match": '"1"'},
+    )
+    response = await registry.client.get(
+        "/entries/entry-test/audit/actors", headers=registry.writer
+    )
+    assert response.status_code == 200, response.text
+    key = registry.settings.subject_key
+    trail = response.json()
+    assert [(a["actor"], a["action"], a["version"]) for a in trail] == [
+        (pseudonymous_id(key, "editor-7f3a"), "created", 1),
+        (pseudonymous_id(key, "editor-b2c9"), "updated", 2),
+    ]
+    assert trail[1]["changed"] == ["status"]
+    assert "editor-b2c9" not in response.text
+
+
+async def test_the_audit_trail_with_actors_needs_an_editor(registry: Registry) -> None:
+    await create_basics(registry)
+    path = "/entries/entry-test/audit/actors"
+    assert (await registry.client.get(path)).status_code == 401
+    reader = auth(registry.settings, "mobile:plan")
+    assert (await registry.client.get(path, headers=reader)).status_code == 403
+    missing = await registry.client.get("/entries/entry-none/audit/actors", headers=registry.writer)
+    assert missing.status_code == 404
+
+
 BAD_ENTRIES: list[tuple[str, dict[str, Any], str]] = [
     ("unknown district", {"district": "frederiksberg"}, "body.district"),
     ("unknown administration", {"administration": "xyz"}, "body.administration"),

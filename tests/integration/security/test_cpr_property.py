@@ -480,6 +480,7 @@ BODYLESS = {
         ("POST", "/visits/{visit_id}/confirm"),
         ("POST", "/visits/{visit_id}/start"),
         ("DELETE", "/visits/{visit_id}/bookings/{booking_ref}"),
+        ("POST", "/calendars/staff/{staff_id}/link/rotate"),
     },
     "metrics": set(),
 }

@@ -72,12 +72,13 @@ def test_start_refuses_a_taken_port_before_launching_anything(
 def test_each_component_names_the_setting_that_moves_its_port(tmp_path: Path) -> None:
     assert make_broker("noida", 1, tmp_path).port_setting == "KANALHUB_EMBEDDED_BROKER_PORT"
     assert make_broker("tansu", 1, tmp_path).port_setting == "KANALHUB_EMBEDDED_BROKER_PORT"
+    assert make_broker("kafka", 1, tmp_path).port_setting == "KANALHUB_EMBEDDED_BROKER_PORT"
     assert ValkeyProcess(1, tmp_path).port_setting == "KANALHUB_EMBEDDED_VALKEY_PORT"
 
 
 def test_an_unknown_broker_kind_is_refused_with_the_choices(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="noida, tansu"):
-        make_broker("kafka", 9092, tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="noida, tansu, kafka"):
+        make_broker("redpanda", 9092, tmp_path)  # type: ignore[arg-type]
 
 
 def test_the_default_broker_is_one_of_the_kinds() -> None:

@@ -10,8 +10,9 @@ import pytest
 
 from services.contracts import DeskTicket as DeskTicketContract
 from services.contracts import District, HelpChannel, SessionOutcome, TicketOutcome
+from services.contracts.geography import COPENHAGEN
+from services.contracts.opening_hours import public_holiday
 from services.hub.simulation import (
-    COPENHAGEN,
     GENERAL_NEEDS,
     SERVICE_MIX,
     SPECIAL_NEEDS,
@@ -19,7 +20,6 @@ from services.hub.simulation import (
     OpenPlace,
     contacts_on,
     plan_day,
-    public_holiday,
     target_share,
 )
 

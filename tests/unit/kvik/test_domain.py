@@ -103,26 +103,6 @@ def test_streamed_steps_are_ordered_by_seq_unless_the_end_sends_the_full_list() 
     assert domain.merge_steps({0: "a"}, ["x", "y"]) == ("x", "y")
 
 
-def test_opening_hours_are_copenhagen_wall_clock_time() -> None:
-    # 09:30 UTC is 10:30 in Copenhagen in winter: open.
-    assert domain.is_open_at(WEEKDAYS_10_TO_19, dt.datetime(2026, 11, 23, 9, 30, tzinfo=dt.UTC))
-    assert not domain.is_open_at(WEEKDAYS_10_TO_19, dt.datetime(2026, 11, 23, 8, 30, tzinfo=dt.UTC))
-
-
-def test_a_public_holiday_is_closed_unless_an_exception_opens_it() -> None:
-    christmas = dt.datetime(2026, 12, 25, 11, 0, tzinfo=dt.UTC)  # a Friday
-    assert not domain.is_open_at(WEEKDAYS_10_TO_19, christmas)
-    hours = OpeningHours.model_validate(
-        {
-            **WEEKDAYS_10_TO_19.model_dump(),
-            "exceptions": [
-                {"date": "2026-12-25", "closed": False, "opens": "10:00", "closes": "14:00"}
-            ],
-        }
-    )
-    assert domain.is_open_at(hours, christmas)
-
-
 def test_a_kiosk_is_offline_only_after_the_silence_while_open() -> None:
     silence = dt.timedelta(minutes=3)
     last_seen = NOW - dt.timedelta(minutes=4)

@@ -121,8 +121,10 @@ async def test_an_empty_body_is_a_missing_body() -> None:
 
 async def test_a_body_that_is_not_declared_json_is_refused() -> None:
     response = await _post(b'{"kiosk_id": "kiosk-1"}', DEVICE | {"Content-Type": "text/plain"})
-    assert response.status_code == 422
-    assert [error["field"] for error in response.json()["errors"]] == ["body"]
+    # services/plumbing/content_types.py: refused before the route reads token or body.
+    assert response.status_code == 415
+    assert response.json()["type"].endswith("/unsupported-media-type")
+    assert response.headers["Accept"] == "application/json"
 
 
 async def test_a_persons_token_is_refused_before_the_body_is_read() -> None:

@@ -1,12 +1,10 @@
-"""Usage per building and entry point: open hours from the registry's opening hours (weekly
-intervals, dated exceptions, Danish public holidays), usage per entry and site, the ranking."""
+"""Usage per building and entry point: usage per entry and site, contacts per open hour (the
+hours themselves: tests/unit/contracts/test_opening_hours.py), the ranking."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-
-import pytest
 
 from services.contracts import (
     Administration,
@@ -18,8 +16,6 @@ from services.contracts import (
     OpeningHours,
 )
 from services.contracts.payloads.registry import OpeningException, WeeklyOpening
-from services.metrics.domain import COPENHAGEN
-from services.metrics.opening import open_hours, public_holiday
 from services.metrics.place_usage import (
     Measure,
     Order,
@@ -40,78 +36,6 @@ WEEKDAYS_10_TO_17 = OpeningHours(
     weekly=tuple(WeeklyOpening(weekday=day, opens="10:00", closes="17:00") for day in range(5))
 )
 MONDAY = dt.date(2024, 1, 15)
-
-
-def _hours(
-    first: dt.date, last: dt.date, hours: OpeningHours = WEEKDAYS_10_TO_17, **kw: Any
-) -> float:
-    return open_hours(hours, first, last, closes_on_holidays=kw.pop("staffed", True), **kw)
-
-
-# -- open hours --------------------------------------------------------------------------------
-
-
-def test_an_iso_week_of_weekday_hours_is_five_times_seven_hours() -> None:
-    assert _hours(MONDAY, MONDAY + dt.timedelta(days=6)) == 35.0
-
-
-def test_several_intervals_on_one_day_add_up() -> None:
-    lunch_break = OpeningHours(
-        weekly=(
-            WeeklyOpening(weekday=0, opens="09:00", closes="12:00"),
-            WeeklyOpening(weekday=0, opens="13:00", closes="15:30"),
-        )
-    )
-    assert _hours(MONDAY, MONDAY, lunch_break) == 5.5
-
-
-def test_a_dated_exception_replaces_the_weekly_hours_of_its_day() -> None:
-    hours = WEEKDAYS_10_TO_17.model_copy(
-        update={
-            "exceptions": (
-                OpeningException(date=MONDAY, closed=True),
-                OpeningException(
-                    date=MONDAY + dt.timedelta(days=5), closed=False, opens="10:00", closes="12:00"
-                ),
-            )
-        }
-    )
-    # Monday closed (-7 h), Saturday open 2 h although the week has no Saturday hours.
-    assert _hours(MONDAY, MONDAY + dt.timedelta(days=6), hours) == 35 - 7 + 2
-
-
-def test_a_public_holiday_closes_a_staffed_entry_but_not_a_self_service_one() -> None:
-    easter_monday = dt.date(2024, 4, 1)
-    assert public_holiday(easter_monday)
-    assert _hours(easter_monday, easter_monday, staffed=True) == 0.0
-    assert _hours(easter_monday, easter_monday, staffed=False) == 7.0
-
-
-def test_an_exception_on_a_holiday_opens_the_entry_anyway() -> None:
-    easter_monday = dt.date(2024, 4, 1)
-    hours = WEEKDAYS_10_TO_17.model_copy(
-        update={
-            "exceptions": (
-                OpeningException(date=easter_monday, closed=False, opens="11:00", closes="13:00"),
-            )
-        }
-    )
-    assert _hours(easter_monday, easter_monday, hours, staffed=True) == 2.0
-
-
-def test_the_night_the_clocks_go_forward_has_one_hour_less() -> None:
-    around_the_clock = OpeningHours(
-        weekly=(WeeklyOpening(weekday=6, opens="00:00", closes="23:59"),)
-    )
-    summer_time_starts = dt.date(2024, 3, 31)  # a Sunday, and Easter Sunday: self-service
-    hours = _hours(summer_time_starts, summer_time_starts, around_the_clock, staffed=False)
-    assert hours == pytest.approx(24 - 1 / 60 - 1)  # 23 h 59 min on the clock
-
-
-def test_hours_after_until_are_not_counted() -> None:
-    until = dt.datetime.combine(MONDAY + dt.timedelta(days=2), dt.time(12, 30), COPENHAGEN)
-    # Monday and Tuesday whole (14 h), Wednesday 10:00-12:30.
-    assert _hours(MONDAY, MONDAY + dt.timedelta(days=6), until=until) == 16.5
 
 
 # -- usage per entry and site ------------------------------------------------------------------

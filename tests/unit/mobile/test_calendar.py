@@ -6,8 +6,9 @@ import datetime as dt
 
 import icalendar
 
+from services.contracts.geography import COPENHAGEN
 from services.mobile.calendar import ics_feed
-from services.mobile.domain import COPENHAGEN, Visit, VisitStatus
+from services.mobile.domain import Visit, VisitStatus
 from tests.unit.mobile.test_domain import visit
 
 NOW = dt.datetime(2026, 10, 1, 8, 0, tzinfo=dt.UTC)

@@ -7,11 +7,11 @@ import datetime as dt
 
 import pytest
 
+from services.contracts.geography import COPENHAGEN
 from services.contracts.payloads.registry import EntryUpserted
 from services.contracts.reference import ContactMode, District
 from services.mobile import domain
 from services.mobile.domain import (
-    COPENHAGEN,
     ConflictKind,
     ContactRecord,
     Place,

@@ -17,8 +17,10 @@ from services.plumbing.problems import (
     PROBLEM_MEDIA_TYPE,
     FieldProblem,
     Problem,
+    coordinate_problems,
     install_problem_handlers,
     problem_responses,
+    validation_problem,
 )
 
 LIMIT = 1024
@@ -280,3 +282,28 @@ async def test_a_contract_model_refusing_a_cpr_number_names_the_field_itself() -
     assert response.status_code == 422
     assert [e["field"] for e in response.json()["errors"]] == ["body.address.street"]
     assert SECRET not in response.text
+
+
+def test_a_validation_problem_counts_the_invalid_fields() -> None:
+    one = validation_problem([FieldProblem(field="body.a", message="x")])
+    two = validation_problem(
+        [FieldProblem(field="body.a", message="x"), FieldProblem(field="body.b", message="y")]
+    )
+    assert (one.status, one.slug, one.detail) == (422, "validation-failed", "1 field is not valid.")
+    assert two.detail == "2 fields are not valid."
+    assert [e.field for e in two.errors or []] == ["body.a", "body.b"]
+
+
+def test_a_validation_problem_keeps_a_detail_of_its_own() -> None:
+    problem = validation_problem([FieldProblem(field="line 2", message="x")], detail="Nothing.")
+    assert problem.detail == "Nothing."
+
+
+def test_coordinates_outside_copenhagen_are_named_under_the_prefix() -> None:
+    # Aarhus: right country, wrong city.
+    problems = coordinate_problems(56.1567, 10.2108)
+    assert {p.field for p in problems} == {"body.latitude", "body.longitude"}
+    assert coordinate_problems(55.6759, 20.0, "body.place") == [
+        FieldProblem(field="body.place.longitude", message="is outside Copenhagen's area")
+    ]
+    assert coordinate_problems(55.6759, 12.5700) == []
