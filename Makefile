@@ -18,8 +18,8 @@ setup: $(STAMP)                    ## install everything into ./.venv
 run: $(STAMP)                      ## the whole hub, embedded: broker + Valkey + four services (Ctrl-C stops); SIMULATE=1 adds live traffic
 	$(BIN)/kanalhub run $(if $(SIMULATE),--simulate,)
 
-kiosk-sim: $(STAMP)                ## simulated kiosks posting live sessions to a running `make run` (KIOSKS=10 RATE=5)
-	$(BIN)/kanalhub kiosk-sim --kiosks $(or $(KIOSKS),10) --rate $(or $(RATE),5) --duration $(or $(DURATION),600)
+kiosk-sim: $(STAMP)                ## live kiosks posting sessions to a running `make run` (KIOSKS=10 RATE=5): `kanalhub simulate --kiosks`
+	$(BIN)/kanalhub simulate --kiosks $(or $(KIOSKS),10) --rate $(or $(RATE),5) --duration $(or $(DURATION),600)
 
 test: $(STAMP) lint typecheck tools ## everything CI runs: lint, types, unit, integration, e2e
 	$(BIN)/pytest
@@ -37,17 +37,17 @@ test-faults: $(STAMP)              ## the fault suite: kill broker/consumers/rep
 	$(BIN)/pytest -m faults tests/faults
 
 lint: $(STAMP)                     ## ruff
-	$(BIN)/ruff check services tests bench
-	$(BIN)/ruff format --check services tests bench
+	$(BIN)/ruff check services tests bench deploy
+	$(BIN)/ruff format --check services tests bench deploy
 
-typecheck: $(STAMP)                ## mypy on the shared packages
-	$(BIN)/mypy services/contracts services/plumbing
+typecheck: $(STAMP)                ## mypy (strict) on every service, the contract and the plumbing
+	$(BIN)/mypy services
 
 schemas: $(STAMP)                  ## regenerate JSON Schemas + AsyncAPI from the event models
 	$(BIN)/kanalhub schemas
 
-dashboards: $(STAMP)               ## regenerate the Grafana dashboards JSON from services/hub/dashboards.py
-	$(BIN)/kanalhub dashboards
+dashboards: $(STAMP)               ## regenerate the Grafana dashboards JSON from deploy/grafana/build_dashboards.py
+	$(BIN)/python deploy/grafana/build_dashboards.py
 
 bench: $(STAMP)                    ## benchmarks: prints a table, writes JSON to bench/results/
 	$(BIN)/python -m bench.run

@@ -32,9 +32,10 @@ from bench import memory
 from bench.plumbing import Result
 from bench.stats import percentile
 from services.contracts import HelpChannel, SessionOutcome
+from services.contracts.geography import COPENHAGEN
 from services.hub.cluster import Cluster
-from services.hub.simulate import Simulator, session_body
-from services.hub.simulation import COPENHAGEN, KioskSession
+from services.hub.simulator.driver import Simulator, session_body
+from services.hub.simulator.traffic import KioskSession
 from services.plumbing.auth import mint_token
 from services.plumbing.settings import HubSettings
 
@@ -182,7 +183,7 @@ async def freshness(cluster: Cluster, samples: int) -> Result:
                 )
                 posted = await http.post(
                     f"{cluster.url('kvik')}/sessions",
-                    json=session_body(kiosk, session),
+                    json=session_body(kiosk.kiosk_id, session),
                     headers={"Authorization": f"Bearer {kiosk.token}"},
                 )
                 posted.raise_for_status()

@@ -23,6 +23,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -37,6 +38,8 @@ from bench.plumbing import Result
 from bench.stats import percentile
 from services.contracts.payloads.registry import EntryUpserted
 from services.hub.embedded import free_port
+from services.hub.simulator.driver import session_body
+from services.hub.simulator.traffic import kiosk_session
 from services.kvik.store import KvikStore
 from services.plumbing.auth import mint_token
 from services.plumbing.outbox import Outbox
@@ -78,20 +81,11 @@ async def seed_registry_copy(redis: Redis, settings: HubSettings) -> None:
         await pipe.execute()
 
 
-def session(kiosk: str, index: int, now: dt.datetime) -> dict[str, Any]:
-    """A realistic finished session: a few screens, sometimes help, sometimes abandoned."""
-    ended = now - dt.timedelta(minutes=5, seconds=index % 600)
-    outcome = "abandoned" if index % 9 == 0 else "completed"
-    return {
-        "session_id": str(uuid4()),
-        "kiosk_id": kiosk,
-        "service": SERVICES[index % len(SERVICES)],
-        "started_at": (ended - dt.timedelta(minutes=7)).isoformat(),
-        "ended_at": ended.isoformat(),
-        "steps": ["choose_service", "identify", "form", "confirm", "receipt"][: 3 + index % 3],
-        "outcome": outcome,
-        "help": "video" if index % 7 == 0 else "none",
-    }
+def session(kiosk: str, index: int, now: dt.datetime, rng: random.Random) -> dict[str, Any]:
+    """A finished session from the simulator's generator (the traffic model's mix of
+    outcomes and help) at one of the bench entry's services, ended 5-18 minutes ago."""
+    started = now - dt.timedelta(minutes=20, seconds=index % 600)
+    return session_body(kiosk, kiosk_session(rng, started, SERVICES))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -204,7 +198,8 @@ async def single_posts(port: int, kiosks: list[tuple[str, str]], count: int, pid
 
     async def kiosk(kiosk_id: str, token: str) -> None:
         client = RawClient("127.0.0.1", port, token)
-        bodies = [json.dumps(session(kiosk_id, i, now)).encode() for i in range(per_client)]
+        rng = random.Random(kiosk_id)
+        bodies = [json.dumps(session(kiosk_id, i, now, rng)).encode() for i in range(per_client)]
         try:
             for body in bodies:
                 started = time.perf_counter()
@@ -253,10 +248,11 @@ async def batch_upload(
     chosen = kiosks[:uploaders]
     retries: list[int] = []
     payloads: list[tuple[int, bytes]] = []
+    rng = random.Random(BATCH)
     for index in range(batches):
         owner = index % len(chosen)
         kiosk_id = chosen[owner][0]
-        items = [session(kiosk_id, index * size + i, now) for i in range(size)]
+        items = [session(kiosk_id, index * size + i, now, rng) for i in range(size)]
         payloads.append((owner, json.dumps({"sessions": items}).encode()))
 
     async def uploader(owner: int) -> None:
@@ -351,7 +347,7 @@ def main() -> None:
                 key_prefix=f"bench{uuid4().hex[:8]}",
                 topic_partitions=6,
                 environment=Environment.TEST,
-            )
+            ).model_copy(update=broker.client_settings())
             results = asyncio.run(run_all(settings, args.sessions, scratch))
         finally:
             valkey.stop()

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                 key_prefix=f"bench{uuid4().hex[:8]}",
                 topic_partitions=6,
                 environment=Environment.TEST,
-            )
+            ).model_copy(update=broker.client_settings())
             outcomes: dict[str, list[plumbing.Result]] = {}
             if "plumbing" in suites:
                 with console.status(f"plumbing benchmarks, {count} events each"):

@@ -37,8 +37,8 @@ from rich.table import Table
 
 from bench import machine, memory
 from services.hub.cluster import Cluster
-from services.hub.simulate import Simulator
-from services.hub.simulation import plan_day
+from services.hub.simulator.driver import Simulator
+from services.hub.simulator.traffic import plan_day
 
 RESULTS = Path(__file__).parent / "results"
 FLAT_FRACTION = 0.05

@@ -5,8 +5,10 @@ Nothing starts at import time: the broker and Valkey start the first time a test
 with data in pytest's temporary directory, and they are stopped when the session ends. Unit
 tests that ask for none of these never start a process.
 
-``KANALHUB_TEST_BROKER=tansu`` runs the integration tests against Tansu instead of the default
-broker (docs/decisions/0001-embedded-broker.md).
+The integration tests run on Apache Kafka (KRaft, one node, started by
+``services/hub/apache_kafka.py`` from Maven Central artifacts; the first run downloads them).
+``KANALHUB_TEST_BROKER=noida`` (or ``tansu``) runs them on an embedded broker of that kind, with
+the workarounds that broker needs (``KafkaBroker.client_settings``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from redis.asyncio import Redis
 
 from services.hub.embedded import (
     BROKER_KINDS,
-    DEFAULT_BROKER,
+    REFERENCE_BROKER,
     KafkaBroker,
     ManagedProcess,
     ValkeyProcess,
@@ -41,8 +43,9 @@ def _start_or_fail(process: ManagedProcess, what: str) -> None:
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
-    """The embedded Kafka-protocol broker (``KANALHUB_TEST_BROKER``, default DEFAULT_BROKER)."""
-    kind = os.environ.get("KANALHUB_TEST_BROKER", DEFAULT_BROKER)
+    """The session's broker: Apache Kafka (``REFERENCE_BROKER``) unless ``KANALHUB_TEST_BROKER``
+    names another kind."""
+    kind = os.environ.get("KANALHUB_TEST_BROKER", REFERENCE_BROKER)
     if kind not in BROKER_KINDS:
         pytest.fail(
             f"KANALHUB_TEST_BROKER={kind!r}: choose one of {', '.join(BROKER_KINDS)}",
@@ -73,7 +76,7 @@ def hub_settings(broker: KafkaBroker, valkey: ValkeyProcess) -> HubSettings:
         key_prefix=f"test{uuid4().hex[:10]}",
         topic_partitions=3,
         environment=Environment.TEST,
-    )
+    ).model_copy(update=broker.client_settings())
 
 
 @pytest.fixture

@@ -9,11 +9,16 @@ import os
 import signal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from services.hub.simulator.driver import Simulator
 
 app = typer.Typer(
     help="kanalhub: multi-channel citizen-service hub. `kanalhub run` starts everything embedded.",
@@ -140,31 +145,6 @@ def schemas(
 
 
 @app.command()
-def dashboards(
-    root: Annotated[
-        Path, typer.Option(help="Repository root to write deploy/grafana into.")
-    ] = Path(),
-    check: Annotated[
-        bool, typer.Option(help="Only report files that differ; exit 1 if any.")
-    ] = False,
-) -> None:
-    """Regenerate the Grafana dashboards (deploy/grafana/dashboards/*.json) from their code."""
-    try:
-        from services.hub.dashboards import stale, write
-    except ModuleNotFoundError as error:  # grafana-foundation-sdk is a dev dependency
-        typer.echo(f"kanalhub dashboards needs the dev extras ({error}): make setup", err=True)
-        raise typer.Exit(2) from None
-
-    if check:
-        differing = stale(root)
-        for name in differing:
-            console.print(f"[red]out of date:[/red] {name} (run `make dashboards`)")
-        raise typer.Exit(1 if differing else 0)
-    for path in write(root):
-        console.print(f"wrote {path}")
-
-
-@app.command()
 def topics() -> None:
     """Create the contract topics on the configured broker (idempotent)."""
     from services.plumbing.settings import HubSettings
@@ -173,42 +153,6 @@ def topics() -> None:
     settings = HubSettings()
     created = asyncio.run(ensure_topics(settings))
     console.print(f"created: {', '.join(created) or 'none (all exist)'}")
-
-
-@app.command("kiosk-sim")
-def kiosk_sim(
-    kiosks: Annotated[int, typer.Option(min=1, help="Simulated kiosks.")] = 10,
-    rate: Annotated[float, typer.Option(min=0.1, help="Sessions per second, all kiosks.")] = 5.0,
-    duration: Annotated[float, typer.Option(min=1, help="Seconds to run.")] = 60.0,
-    offline: Annotated[
-        float, typer.Option(min=0, max=1, help="Chance per session that a kiosk goes offline.")
-    ] = 0.01,
-    kvik_url: str = "http://127.0.0.1:8002",
-    registry_url: str = "http://127.0.0.1:8001",
-) -> None:
-    """Simulate kiosks at the registry's KVIK points posting sessions to a running hub."""
-    from rich.progress import Progress
-
-    from services.kvik.simulator import Tally, simulate
-
-    with Progress(console=console) as bar:
-        task = bar.add_task("kiosk sessions", total=duration)
-
-        def show(tally: Tally, elapsed: float) -> None:
-            bar.update(
-                task,
-                completed=elapsed,
-                description=f"posted {tally.posted}, uploaded {tally.uploaded}, "
-                f"refused {tally.refused}, offline spells {tally.offline_spells}",
-            )
-
-        tally = asyncio.run(
-            simulate(kvik_url, registry_url, kiosks, rate, duration, offline, progress=show)
-        )
-    console.print(
-        f"sessions posted {tally.posted}, uploaded after offline {tally.uploaded}, "
-        f"refused {tally.refused}"
-    )
 
 
 registry_app = typer.Typer(help="Registry operations.", no_args_is_help=True)
@@ -234,13 +178,28 @@ def simulate(
     ] = False,
     speed: Annotated[float, typer.Option(help="Realtime: this many times the clock.")] = 1.0,
     seed: Annotated[int, typer.Option(help="The same seed gives the same traffic.")] = 2026,
+    kiosks: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Live kiosks instead: this many post sessions at --rate for --duration."
+        ),
+    ] = 0,
+    rate: Annotated[
+        float, typer.Option(min=0.1, help="Live kiosks: sessions per second, all kiosks.")
+    ] = 5.0,
+    duration: Annotated[float, typer.Option(min=1, help="Live kiosks: seconds to run.")] = 60.0,
+    offline: Annotated[
+        float,
+        typer.Option(min=0, max=1, help="Live kiosks: chance per session of going offline."),
+    ] = 0.01,
 ) -> None:
     """Drive the running hub with Copenhagen's traffic: KVIK kiosks at the registry's KVIK
     points, the digital platform's and contact centre's daily counts, the citizen-service
-    centres' desk tickets and visits at the mobile stops (docs/simulation.md)."""
+    centres' desk tickets and visits at the mobile stops (docs/simulation.md). With
+    ``--kiosks N``: only N live kiosks posting sessions, going offline now and then."""
     from rich.progress import Progress
 
-    from services.hub.simulate import Simulator
+    from services.hub.simulator.driver import Endpoints, Simulator
     from services.plumbing.settings import HubSettings
 
     async def go(bar: Progress) -> None:
@@ -250,7 +209,6 @@ def simulate(
             bar.update(task, completed=done, total=total)
 
         from services.hub.launcher import SERVICES as DEFAULT_PORTS
-        from services.hub.simulate import Endpoints
 
         def url(name: str) -> str:
             port = os.environ.get(f"KANALHUB_{name.upper()}_PORT", DEFAULT_PORTS[name])
@@ -261,6 +219,9 @@ def simulate(
         )
         simulator = Simulator(HubSettings(), endpoints, seed=seed)
         try:
+            if kiosks:
+                await _live_kiosks(bar, simulator, kiosks, rate, duration, offline)
+                return
             if realtime:
                 stop = asyncio.Event()
                 loop = asyncio.get_running_loop()
@@ -282,6 +243,30 @@ def simulate(
 
     with Progress(console=console) as bar:
         asyncio.run(go(bar))
+
+
+async def _live_kiosks(
+    bar: Progress, simulator: Simulator, kiosks: int, rate: float, duration: float, offline: float
+) -> None:
+    """``simulate --kiosks``: the live kiosks, with their tally on the progress line. Not
+    seeded: every run sends new session ids."""
+    from services.hub.simulator.live import Tally, run_live_kiosks
+
+    task = bar.add_task("kiosk sessions", total=duration)
+
+    def show(tally: Tally, elapsed: float) -> None:
+        bar.update(
+            task,
+            completed=elapsed,
+            description=f"posted {tally.posted}, uploaded {tally.uploaded}, "
+            f"refused {tally.refused}, offline spells {tally.offline_spells}",
+        )
+
+    tally = await run_live_kiosks(simulator, kiosks, rate, duration, offline, progress=show)
+    console.print(
+        f"sessions posted {tally.posted}, uploaded after offline {tally.uploaded}, "
+        f"refused {tally.refused}"
+    )
 
 
 metrics_app = typer.Typer(help="Metrics operations.", no_args_is_help=True)

@@ -21,7 +21,7 @@ from services.hub.embedded import (
     make_broker,
 )
 from services.hub.launcher import ServiceProcess, registry_copied, service_env
-from services.hub.simulate import Endpoints
+from services.hub.simulator.driver import Endpoints
 from services.plumbing.settings import HubSettings
 from services.plumbing.topics import ensure_topics
 
@@ -51,8 +51,10 @@ class Cluster:
         broker.start()
         valkey.start()
         hub = HubSettings(
-            kafka_bootstrap=broker.bootstrap, redis_url=valkey.url, topic_partitions=partitions
-        )
+            kafka_bootstrap=broker.bootstrap,
+            redis_url=valkey.url,
+            topic_partitions=partitions,
+        ).model_copy(update=broker.client_settings())
         await ensure_topics(hub)
         cluster = cls(root, broker, valkey, hub)
         for name in SERVICES:

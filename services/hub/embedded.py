@@ -34,14 +34,20 @@ from pathlib import Path
 from typing import Final, Literal
 
 from services.plumbing.backoff import Backoff
+from services.plumbing.fetch_pacing import EMPTY_FETCH_PAUSE_SECONDS
 
 BrokerKind = Literal["noida", "tansu", "kafka"]
 BROKER_KINDS: Final[tuple[BrokerKind, ...]] = ("noida", "tansu", "kafka")
 # Chosen from the conformance test (tests/integration/test_broker_conformance.py);
 # see docs/decisions/0001-embedded-broker.md.
 DEFAULT_BROKER: Final[BrokerKind] = "noida"
+# What the hub is built for and what the integration suite runs on (``KANALHUB_TEST_BROKER``
+# chooses another); production runs Apache Kafka.
+REFERENCE_BROKER: Final[BrokerKind] = "kafka"
 
 LOCALHOST: Final = "127.0.0.1"
+# The outbox re-send window for brokers that lose acknowledged records when they crash.
+RESEND_WINDOW_SECONDS: Final = 10.0
 # Seconds between readiness probes while a child starts.
 _PROBE_INTERVAL: Final = 0.1
 # How many bytes of a child's log a ProcessStartError quotes.
@@ -397,6 +403,16 @@ class KafkaBroker(ManagedProcess):
         # Connect first: cheap, and spares the Kafka client's error logging while it boots.
         return super().probe() and _kafka_metadata_answers(self.bootstrap, timeout=2.0)
 
+    def client_settings(self) -> dict[str, float]:
+        """The ``HubSettings`` the services need on this broker beyond the defaults, which are
+        Apache Kafka's: none for Kafka, the workarounds for a weaker broker."""
+        return {}
+
+
+def client_env(settings: Mapping[str, float]) -> dict[str, str]:
+    """``KafkaBroker.client_settings`` as the environment of a service process."""
+    return {f"KANALHUB_{name.upper()}": str(value) for name, value in settings.items()}
+
 
 class NoidaBroker(KafkaBroker):
     """noida-db (the PyPI wheel ``noida-db``) with only its Kafka service, data on disk."""
@@ -423,6 +439,14 @@ class NoidaBroker(KafkaBroker):
             ],
             port_setting="KANALHUB_EMBEDDED_BROKER_PORT",
         )
+
+    def client_settings(self) -> dict[str, float]:
+        """Loses acknowledged records on a crash (the re-send window makes up for it) and
+        answers empty fetches at once (pacing keeps idle consumers from spinning)."""
+        return {
+            "outbox_resend_window_seconds": RESEND_WINDOW_SECONDS,
+            "empty_fetch_pause_seconds": EMPTY_FETCH_PAUSE_SECONDS,
+        }
 
     @staticmethod
     def binary() -> Path:
@@ -461,6 +485,14 @@ class TansuBroker(KafkaBroker):
             ],
             port_setting="KANALHUB_EMBEDDED_BROKER_PORT",
         )
+
+    def client_settings(self) -> dict[str, float]:
+        """Keeps everything in memory (a restart is empty) (the re-send window makes up for it) and
+        answers empty fetches at once (pacing keeps idle consumers from spinning)."""
+        return {
+            "outbox_resend_window_seconds": RESEND_WINDOW_SECONDS,
+            "empty_fetch_pause_seconds": EMPTY_FETCH_PAUSE_SECONDS,
+        }
 
     @staticmethod
     def binary() -> str:

@@ -108,6 +108,9 @@ def service_env(
             "KANALHUB_REDIS_URL": hub.redis_url,
             "KANALHUB_TOPIC_PARTITIONS": str(hub.topic_partitions),
             "KANALHUB_INSTANCE_ID": instance,
+            # the broker's workarounds, if it needs any (KafkaBroker.client_settings)
+            "KANALHUB_OUTBOX_RESEND_WINDOW_SECONDS": str(hub.outbox_resend_window_seconds),
+            "KANALHUB_EMPTY_FETCH_PAUSE_SECONDS": str(hub.empty_fetch_pause_seconds),
             f"KANALHUB_{name.upper()}_PORT": str(port),
             f"KANALHUB_{name.upper()}_HOST": host,
         }
@@ -165,7 +168,7 @@ def run_hub(launcher: LauncherSettings) -> int:
         kafka_bootstrap=broker.bootstrap,
         redis_url=valkey.url,
         topic_partitions=launcher.topic_partitions,
-    )
+    ).model_copy(update=broker.client_settings())
     started: list[ManagedProcess] = []
     exit_code = 0
     try:

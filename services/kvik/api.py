@@ -1,4 +1,4 @@
-"""The kvik service's HTTP routes: parse, authorise, call the service, answer.
+"""The kvik service's HTTP routes, HTTP only: parse, authorise, call a use case, answer.
 
 Kiosks authenticate with their device token (``Authorization: Bearer kvk_...``), which also
 takes one token from the kiosk's rate-limit bucket. Only kiosk administrators (``kvik:admin``)
@@ -23,6 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from sse_starlette import EventSourceResponse
 
+from services.kvik.kiosks import Kiosk
 from services.kvik.schemas import (
     BatchResult,
     HeartbeatOut,
@@ -35,11 +36,12 @@ from services.kvik.schemas import (
     KioskState,
     SessionEndIn,
     SessionIn,
+    SessionOpened,
     SessionResult,
     SessionStartIn,
     SessionStepsIn,
 )
-from services.kvik.service import Kiosk, KvikService
+from services.kvik.service import KvikService
 from services.kvik.token_failures import client_address, token_failures_limited
 from services.plumbing.auth import DEVICE_TOKEN_PREFIX, CurrentPrincipal, Principal, Role
 from services.plumbing.problems import FieldProblem, Problem, problem_responses, validation_problem
@@ -101,7 +103,7 @@ async def current_kiosk(request: Request, service: ServiceDep, token: DeviceToke
     """FastAPI dependency: the kiosk behind the device token (401), within its rate (429);
     429 also once the client address sent too many unknown tokens (``token_failures``)."""
     async with token_failures_limited(service.store, service.settings, client_address(request)):
-        kiosk = await service.authenticate(token)
+        kiosk = await service.kiosks.authenticate(token)
     # A refusal after this point (posting for another kiosk) is logged with who asked.
     remember_actor(request, f"kiosk:{kiosk.kiosk_id}")
     return kiosk
@@ -139,50 +141,80 @@ def _json(model: BaseModel, status: int) -> Response:
 # --- kiosks --------------------------------------------------------------------------------
 
 
-@router.post("/kiosks", tags=["kiosks"], status_code=201, responses=ADMIN_PROBLEMS)
+@router.post(
+    "/kiosks",
+    tags=["kiosks"],
+    status_code=201,
+    response_model=KioskCredentials,
+    responses=ADMIN_PROBLEMS,
+)
 async def register_kiosk(body: KioskIn, service: ServiceDep, admin: Admin) -> KioskCredentials:
     """Register a kiosk at an open KVIK point. The device token is in this answer only."""
-    return await service.register(body.entry_id, body.kiosk_id)
+    return await service.kiosks.register(body.entry_id, body.kiosk_id)
 
 
-@router.get("/kiosks/{kiosk_id}", tags=["kiosks"], responses=ADMIN_PROBLEMS)
+@router.get(
+    "/kiosks/{kiosk_id}", tags=["kiosks"], response_model=KioskOut, responses=ADMIN_PROBLEMS
+)
 async def get_kiosk(kiosk_id: str, service: ServiceDep, admin: Admin) -> KioskOut:
     """A kiosk: where it stands, whether it is online, its last heartbeat."""
-    return await service.kiosk(kiosk_id)
+    return await service.kiosks.kiosk(kiosk_id)
 
 
-@router.post("/kiosks/{kiosk_id}/token", tags=["kiosks"], responses=ADMIN_PROBLEMS)
+@router.post(
+    "/kiosks/{kiosk_id}/token",
+    tags=["kiosks"],
+    response_model=KioskCredentials,
+    responses=ADMIN_PROBLEMS,
+)
 async def rotate_token(kiosk_id: str, service: ServiceDep, admin: Admin) -> KioskCredentials:
     """Issue a new device token for an active kiosk; the old one is refused from now on. A
     revoked kiosk is a 409: it comes back only through ``POST /kiosks/{id}/reinstate``."""
-    return await service.rotate(kiosk_id, admin.actor)
+    return await service.kiosks.rotate(kiosk_id, admin.actor)
 
 
-@router.delete("/kiosks/{kiosk_id}/token", tags=["kiosks"], responses=ADMIN_PROBLEMS)
+@router.delete(
+    "/kiosks/{kiosk_id}/token", tags=["kiosks"], response_model=KioskOut, responses=ADMIN_PROBLEMS
+)
 async def revoke_token(kiosk_id: str, service: ServiceDep, admin: Admin) -> KioskOut:
     """Revoke the kiosk's token: its next request is refused (recorded in its audit list)."""
-    return await service.revoke(kiosk_id, admin.actor)
+    return await service.kiosks.revoke(kiosk_id, admin.actor)
 
 
-@router.post("/kiosks/{kiosk_id}/reinstate", tags=["kiosks"], responses=ADMIN_PROBLEMS)
+@router.post(
+    "/kiosks/{kiosk_id}/reinstate",
+    tags=["kiosks"],
+    response_model=KioskCredentials,
+    responses=ADMIN_PROBLEMS,
+)
 async def reinstate_kiosk(kiosk_id: str, service: ServiceDep, admin: Admin) -> KioskCredentials:
     """Bring a revoked kiosk back with a new device token (in this answer only); recorded with
     the administrator and the time in the kiosk's audit list. A kiosk not revoked is a 409."""
-    return await service.reinstate(kiosk_id, admin.actor)
+    return await service.kiosks.reinstate(kiosk_id, admin.actor)
 
 
-@router.get("/kiosks/{kiosk_id}/audit", tags=["kiosks"], responses=ADMIN_PROBLEMS)
+@router.get(
+    "/kiosks/{kiosk_id}/audit",
+    tags=["kiosks"],
+    response_model=list[KioskAuditRecord],
+    responses=ADMIN_PROBLEMS,
+)
 async def kiosk_audit(kiosk_id: str, service: ServiceDep, admin: Admin) -> list[KioskAuditRecord]:
     """Who rotated, revoked or reinstated the kiosk's token, and when; oldest first."""
-    return await service.kiosk_audit(kiosk_id)
+    return await service.kiosks.audit(kiosk_id)
 
 
-@router.post("/kiosks/{kiosk_id}/heartbeat", tags=["kiosks"], responses=KIOSK_PROBLEMS)
+@router.post(
+    "/kiosks/{kiosk_id}/heartbeat",
+    tags=["kiosks"],
+    response_model=HeartbeatOut,
+    responses=KIOSK_PROBLEMS,
+)
 async def heartbeat(
     kiosk_id: str, body: KioskState, service: ServiceDep, kiosk: CurrentKiosk
 ) -> HeartbeatOut:
     """A kiosk reports it is alive, with its software version and state."""
-    return await service.heartbeat(kiosk, kiosk_id, body)
+    return await service.kiosks.heartbeat(kiosk, kiosk_id, body)
 
 
 # --- sessions ------------------------------------------------------------------------------
@@ -258,6 +290,7 @@ registers the ``SessionIn`` schema the reference points to."""
     "/sessions",
     tags=["sessions"],
     status_code=201,
+    response_model=SessionResult,
     responses={200: {"model": SessionResult, "description": "Recorded before"}, **KIOSK_PROBLEMS},
     openapi_extra=_SESSION_OPENAPI,
 )
@@ -272,7 +305,7 @@ async def post_session(request: Request) -> Response:
     body = await _session_body(request)
     service: KvikService = request.app.state.kvik
     async with token_failures_limited(service.store, service.settings, client_address(request)):
-        status, result = await service.record_with_token(token, body)
+        status, result = await service.sessions.record_with_token(token, body)
     # The stored result is already the SessionResult's JSON: sent as it is, not re-encoded.
     return Response(result, status_code=status, media_type="application/json")
 
@@ -315,56 +348,79 @@ async def post_batch(request: Request, service: ServiceDep, kiosk: CurrentKiosk)
         ) from None
     if not isinstance(document, dict) or "sessions" not in document:
         raise validation_problem([FieldProblem(field="body.sessions", message="Field required")])
-    result = await service.record_batch(kiosk, document["sessions"])
+    result = await service.sessions.record_batch(kiosk, document["sessions"])
     return _json(result, 207)
 
 
-@router.post("/sessions/{session_id}/start", tags=["sessions"], responses=KIOSK_PROBLEMS)
+@router.post(
+    "/sessions/{session_id}/start",
+    tags=["sessions"],
+    response_model=SessionOpened,
+    responses=KIOSK_PROBLEMS,
+)
 async def start_session(
     session_id: UUID, body: SessionStartIn, service: ServiceDep, kiosk: CurrentKiosk
 ) -> Response:
     """Stream a session: it started (201; 200 for the same start again)."""
-    status, opened = await service.start(kiosk, session_id, body)
+    status, opened = await service.streaming.start(kiosk, session_id, body)
     return _json(opened, status)
 
 
-@router.post("/sessions/{session_id}/steps", tags=["sessions"], responses=KIOSK_PROBLEMS)
+@router.post(
+    "/sessions/{session_id}/steps",
+    tags=["sessions"],
+    response_model=SessionOpened,
+    responses=KIOSK_PROBLEMS,
+)
 async def session_steps(
     session_id: UUID, body: SessionStepsIn, service: ServiceDep, kiosk: CurrentKiosk
 ) -> Response:
     """Stream a session: screens passed, numbered by ``seq`` (any order, repeats are no-ops)."""
-    status, opened = await service.steps(kiosk, session_id, body)
+    status, opened = await service.streaming.steps(kiosk, session_id, body)
     return _json(opened, status)
 
 
-@router.post("/sessions/{session_id}/end", tags=["sessions"], responses=KIOSK_PROBLEMS)
+@router.post(
+    "/sessions/{session_id}/end",
+    tags=["sessions"],
+    response_model=SessionResult,
+    responses=KIOSK_PROBLEMS,
+)
 async def end_session(
     session_id: UUID, body: SessionEndIn, service: ServiceDep, kiosk: CurrentKiosk
 ) -> Response:
     """Stream a session: it ended. Publishes the session's event (201; 200 for a retry)."""
-    status, result = await service.end(kiosk, session_id, body)
+    status, result = await service.streaming.end(kiosk, session_id, body)
     return _json(result, status)
 
 
 # --- staff help ----------------------------------------------------------------------------
 
 
-@router.post("/help", tags=["help"], status_code=201, responses=KIOSK_PROBLEMS)
+@router.post(
+    "/help", tags=["help"], status_code=201, response_model=HelpOut, responses=KIOSK_PROBLEMS
+)
 async def request_help(body: HelpIn, service: ServiceDep, kiosk: CurrentKiosk) -> Response:
     """A citizen asks for staff help by video or phone; queued with the entry's team."""
-    status, request = await service.request_help(kiosk, body)
+    status, request = await service.help.request(kiosk, body)
     return _json(request, status)
 
 
-@router.get("/help/queues/{queue}", tags=["help"], responses=ADMIN_PROBLEMS)
+@router.get(
+    "/help/queues/{queue}",
+    tags=["help"],
+    response_model=list[HelpOut],
+    responses=ADMIN_PROBLEMS,
+)
 async def help_queue(queue: str, service: ServiceDep, staff: Staff) -> list[HelpOut]:
     """The waiting requests of a queue (``team-<district>`` or ``contact-centre``)."""
-    return await service.queue(queue)
+    return await service.help.queue(queue)
 
 
 @router.get(
     "/help/queues/{queue}/stream",
     tags=["help"],
+    response_model=None,  # Server-Sent Events, not one JSON document
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
         **ADMIN_PROBLEMS,
@@ -381,7 +437,7 @@ async def help_queue_stream(
 ) -> EventSourceResponse:
     """The live queue as Server-Sent Events: a ``queue`` event with the whole waiting list
     whenever it changes (and once at the start)."""
-    await service.queue(queue)  # 404 now, before the stream starts
+    await service.help.queue(queue)  # 404 now, before the stream starts
     poll = service.settings.help_stream_poll_seconds
 
     async def updates() -> AsyncIterator[dict[str, str]]:
@@ -389,7 +445,7 @@ async def help_queue_stream(
         sent = 0
         while limit is None or sent < limit:
             snapshot = json.dumps(
-                [item.model_dump(mode="json") for item in await service.queue(queue)]
+                [item.model_dump(mode="json") for item in await service.help.queue(queue)]
             )
             if snapshot != last:
                 last = snapshot
@@ -403,13 +459,15 @@ async def help_queue_stream(
     return EventSourceResponse(updates(), ping=int(service.settings.help_stream_ping_seconds))
 
 
-@router.get("/help/{help_id}", tags=["help"], responses=ADMIN_PROBLEMS)
+@router.get("/help/{help_id}", tags=["help"], response_model=HelpOut, responses=ADMIN_PROBLEMS)
 async def get_help(help_id: UUID, service: ServiceDep, staff: Staff) -> HelpOut:
     """One help request, with its wait once answered."""
-    return await service.help_request(str(help_id))
+    return await service.help.get(str(help_id))
 
 
-@router.post("/help/{help_id}/take", tags=["help"], responses=ADMIN_PROBLEMS)
+@router.post(
+    "/help/{help_id}/take", tags=["help"], response_model=HelpOut, responses=ADMIN_PROBLEMS
+)
 async def take_help(help_id: UUID, service: ServiceDep, staff: Staff) -> HelpOut:
     """Staff take a waiting request; the answer says how long the citizen waited."""
-    return await service.take(str(help_id), staff)
+    return await service.help.take(str(help_id), staff)

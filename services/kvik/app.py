@@ -59,9 +59,9 @@ def create_app(settings: KvikSettings | None = None) -> FastAPI:
         tasks: list[asyncio.Task[None]] = []
         if settings.background_tasks:
             for seconds, work, name in (
-                (settings.sweep_interval_seconds, service.sweep_once, "idle sweeper"),
-                (settings.liveness_check_seconds, service.check_liveness_once, "liveness"),
-                (settings.help_check_seconds, service.escalate_once, "help escalation"),
+                (settings.sweep_interval_seconds, service.streaming.sweep_once, "idle sweeper"),
+                (settings.liveness_check_seconds, service.kiosks.check_liveness_once, "liveness"),
+                (settings.help_check_seconds, service.help.escalate_once, "help escalation"),
             ):
                 tasks.append(asyncio.create_task(_every(seconds, work, name), name=name))
         try:

@@ -1,4 +1,7 @@
-"""The kvik service's Prometheus metrics, declared once. Labels are bounded sets."""
+"""The kvik service's Prometheus metrics, declared once. Labels are bounded sets.
+
+Time to help is not here: the metrics service derives it from the help events
+(``kanalhub_help_wait_seconds``, by channel), the one figure the dashboards show."""
 
 from __future__ import annotations
 
@@ -24,11 +27,6 @@ KIOSK_TRANSITIONS = Counter(
     "kanalhub_kvik_kiosk_transitions_total",
     "Kiosks that went online or offline.",
     ["to"],
-)
-HELP_WAIT = Histogram(
-    "kanalhub_kvik_help_wait_seconds",
-    "Time from a help request to staff taking it (the time-to-help KPI).",
-    buckets=(5, 15, 30, 60, 120, 300, 600, 1200),
 )
 HELP_ESCALATED = Counter(
     "kanalhub_kvik_help_escalated_total",

@@ -27,6 +27,7 @@ Keys (under ``<prefix>:kvik:``):
   again; ``record`` is the key an operator's drop deletes ("" for none). Never the offending
   value, only why.
 
+The Lua scripts are the ``lua/*.lua`` files next to this module (:func:`lua_source`).
 Every write that publishes an event is one Lua script that checks the current state, changes it
 and XADDs the event to the outbox (``Outbox.entry`` gives the fields): state and event commit
 together or not at all, and two replicas (or two sweepers) racing for the same change cannot
@@ -40,6 +41,8 @@ needs a single Redis/Valkey (or Sentinel) - not Cluster, where those keys would 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import importlib.resources
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,418 +59,43 @@ from services.plumbing.settings import HubSettings
 
 SERVICE = "kvik"
 
-# Stage an event: ``blob`` is the six outbox fields (the order of Outbox.entry) joined by "\n",
-# one script argument instead of six - packing arguments is much of a pipeline's client cost.
-# No field can hold a newline: ids, types, topics and keys are slugs, value and headers are
-# compact JSON, which escapes control characters.
-_STAGE = """
-local function stage(stream, blob)
-  local f = {}
-  local start = 1
-  for i = 1, 5 do
-    local stop = string.find(blob, '\\n', start, true)
-    f[i] = string.sub(blob, start, stop - 1)
-    start = stop + 1
-  end
-  redis.call('XADD', stream, '*', 'id', f[1], 'type', f[2], 'topic', f[3], 'key', f[4],
-    'value', f[5], 'headers', string.sub(blob, start))
-end
-"""
+_LUA = importlib.resources.files("services.kvik") / "lua"
+"""The scripts, one ``.lua`` file each; a file whose comment says "Needs x" is sent with the
+library files ``x.lua`` in front of it (``stage``: put an event into the outbox; ``kiosk_auth``:
+look a token up and take from the kiosk's bucket; ``record_fn``: record a whole session)."""
 
-# Who a token belongs to, and one token from that kiosk's bucket (server clock, so replicas
-# agree). Shared by the token check and the one-round-trip session post.
-_KIOSK_AUTH = """
-local function lookup(token_key, base, hash)
-  local kid = redis.call('GET', token_key)
-  if not kid then return {'unknown'} end
-  local k = redis.call('HMGET', base .. 'kiosk:' .. kid, 'status', 'token_hash', 'entry_id',
-    'district')
-  if k[1] ~= 'active' or k[2] ~= hash then return {'revoked'} end
-  local district = redis.call('HGET', base .. 'entry:' .. k[3], 'district')
-  if not district or district == '' then district = k[4] end
-  return {'ok', kid, k[3], district}
-end
+_SCRIPTS: dict[str, tuple[str, ...]] = {
+    "auth": ("kiosk_auth",),
+    "record": ("stage", "record_fn"),
+    "record_as": ("kiosk_auth", "stage", "record_fn"),
+    "start": (),
+    "steps": (),
+    "end": ("stage",),
+    "abandon": ("stage",),
+    "drop": (),
+    "register": ("stage",),
+    "rotate": (),
+    "revoke": (),
+    "reinstate": (),
+    "heartbeat": ("stage",),
+    "offline": ("stage",),
+    "entry": (),
+    "service": (),
+    "help": ("stage",),
+    "take": ("stage",),
+    "escalate": (),
+    "quarantine": (),
+    "release": (),
+    "drop_quarantined": (),
+}
+"""Every script by name, with the libraries it needs, in the order they are prepended."""
 
-local function take(base, kid, rate, burst)
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local rk = base .. 'rate:' .. kid
-  local b = redis.call('HMGET', rk, 'tokens', 'ts')
-  rate = tonumber(rate)
-  burst = tonumber(burst)
-  local tokens = tonumber(b[1]) or burst
-  local ts = tonumber(b[2]) or now
-  tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
-  if tokens < 1 then return math.ceil((1 - tokens) * 1000 / rate) end
-  redis.call('HSET', rk, 'tokens', tostring(tokens - 1), 'ts', tostring(now))
-  redis.call('PEXPIRE', rk, math.ceil(burst / rate * 1000) + 1000)
-  return 0
-end
-"""
 
-# KEYS token. ARGV base, token hash, rate, burst.
-_AUTH = (
-    _KIOSK_AUTH
-    + """
-local a = lookup(KEYS[1], ARGV[1], ARGV[2])
-if a[1] ~= 'ok' then return a end
-local wait = take(ARGV[1], a[2], ARGV[3], ARGV[4])
-if wait > 0 then return {'limited', a[2], a[3], a[4], tostring(wait)} end
-return {'ok', a[2], a[3], a[4], '0'}
-"""
-)
-
-# Record a whole session unless its id is taken: the same fingerprint is a replay.
-_RECORD_FN = (
-    _STAGE
-    + """
-local function record(session, kiosk, catalogue, outbox, fp, result, ttl, kid, service, blob)
-  local cur = redis.call('HMGET', session, 'state', 'fingerprint', 'result')
-  if cur[1] then
-    if cur[1] == 'ended' and cur[2] == fp then return {'replay', cur[3]} end
-    return {'conflict', cur[1]}
-  end
-  if redis.call('HGET', kiosk, 'status') ~= 'active' then return {'inactive'} end
-  if redis.call('SISMEMBER', catalogue, service) == 0 then return {'unknown-service'} end
-  redis.call('HSET', session, 'state', 'ended', 'fingerprint', fp, 'result', result,
-    'kiosk_id', kid, 'service', service)
-  redis.call('EXPIRE', session, ttl)
-  stage(outbox, blob)
-  return {'created'}
-end
-"""
-)
-
-# A whole session: KEYS session, kiosk, catalogue, outbox.
-_RECORD = (
-    _RECORD_FN
-    + """
-return record(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5],
-  ARGV[6])
-"""
-)
-
-# A whole session with its token check in the same round trip: KEYS token, session, kiosk,
-# catalogue, outbox. ARGV base, token hash, rate, burst, kiosk, entry, district (what the
-# caller built the event with; 'stale' if the kiosk or its entry changed since), then as
-# _RECORD.
-_RECORD_AS = (
-    _KIOSK_AUTH
-    + _RECORD_FN
-    + """
-local a = lookup(KEYS[1], ARGV[1], ARGV[2])
-if a[1] ~= 'ok' then return a end
-local wait = take(ARGV[1], a[2], ARGV[3], ARGV[4])
-if wait > 0 then return {'limited', tostring(wait)} end
-if a[2] ~= ARGV[5] then return {'forbidden'} end
-if a[3] ~= ARGV[6] or a[4] ~= ARGV[7] then return {'stale'} end
-return record(KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[10], ARGV[5],
-  ARGV[11], ARGV[12])
-"""
-)
-
-# The start of a streamed session: KEYS session, kiosk, catalogue, open.
-_START = """
-local cur = redis.call('HMGET', KEYS[1], 'state', 'start_fp', 'kiosk_id')
-if cur[3] and cur[3] ~= ARGV[2] then return {'forbidden'} end
-if cur[2] then
-  if cur[2] == ARGV[1] then return {'replay', cur[1]} end
-  return {'conflict', cur[1]}
-end
-if cur[1] == 'ended' then return {'conflict', cur[1]} end
-if redis.call('HGET', KEYS[2], 'status') ~= 'active' then return {'inactive'} end
-if redis.call('SISMEMBER', KEYS[3], ARGV[3]) == 0 then return {'unknown-service'} end
-redis.call('HSET', KEYS[1], 'state', 'open', 'kiosk_id', ARGV[2], 'entry_id', ARGV[5],
-  'service', ARGV[3], 'started_at', ARGV[4], 'start_fp', ARGV[1])
-local last = tonumber(redis.call('HGET', KEYS[1], 'last_at_ms') or '0')
-if tonumber(ARGV[8]) > last then redis.call('HSET', KEYS[1], 'last_at_ms', ARGV[8]) end
-redis.call('HINCRBY', KEYS[1], 'rev', 1)
-redis.call('ZADD', KEYS[4], ARGV[9], ARGV[7])
-redis.call('EXPIRE', KEYS[1], ARGV[6])
-return {'created', 'open'}
-"""
-
-# Steps of a streamed session: KEYS session, kiosk, open. ARGV[5..] = (seq, code, at_ms)*.
-_STEPS = """
-local cur = redis.call('HMGET', KEYS[1], 'state', 'kiosk_id')
-if cur[2] and cur[2] ~= ARGV[1] then return {'forbidden'} end
-local n = tonumber(ARGV[4])
-local fresh = {}
-for i = 0, n - 1 do
-  local have = redis.call('HGET', KEYS[1], 's:' .. ARGV[5 + i * 3])
-  if have then
-    if have ~= ARGV[6 + i * 3] then return {'conflict', cur[1] or ''} end
-  else
-    table.insert(fresh, i)
-  end
-end
-if cur[1] == 'ended' then
-  if #fresh == 0 then return {'replay', 'ended'} end
-  return {'ended'}
-end
-if #fresh == 0 then return {'replay', cur[1]} end
-if redis.call('HGET', KEYS[2], 'status') ~= 'active' then return {'inactive'} end
-if not cur[1] then
-  redis.call('HSET', KEYS[1], 'state', 'open', 'kiosk_id', ARGV[1])
-end
-local last = tonumber(redis.call('HGET', KEYS[1], 'last_at_ms') or '0')
-for _, i in ipairs(fresh) do
-  redis.call('HSET', KEYS[1], 's:' .. ARGV[5 + i * 3], ARGV[6 + i * 3])
-  local at = tonumber(ARGV[7 + i * 3])
-  if at > last then last = at end
-end
-redis.call('HSET', KEYS[1], 'last_at_ms', tostring(last))
-redis.call('HINCRBY', KEYS[1], 'rev', 1)
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[5 + n * 3])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return {'created', 'open'}
-"""
-
-# The end of a streamed session: KEYS session, kiosk, catalogue, open, outbox.
-_END = (
-    _STAGE
-    + """
-local cur = redis.call('HMGET', KEYS[1], 'state', 'fingerprint', 'result', 'rev', 'kiosk_id')
-if cur[5] and cur[5] ~= ARGV[4] then return {'forbidden'} end
-if cur[1] == 'ended' then
-  if cur[2] == ARGV[2] then return {'replay', cur[3]} end
-  return {'ended'}
-end
-if (cur[4] or '0') ~= ARGV[1] then return {'retry'} end
-if redis.call('HGET', KEYS[2], 'status') ~= 'active' then return {'inactive'} end
-if redis.call('SISMEMBER', KEYS[3], ARGV[5]) == 0 then return {'unknown-service'} end
-redis.call('HSET', KEYS[1], 'state', 'ended', 'fingerprint', ARGV[2], 'result', ARGV[3],
-  'kiosk_id', ARGV[4], 'service', ARGV[5], 'start_fp', ARGV[6], 'started_at', ARGV[7])
-redis.call('HINCRBY', KEYS[1], 'rev', 1)
-redis.call('ZREM', KEYS[4], ARGV[9])
-redis.call('EXPIRE', KEYS[1], ARGV[8])
-stage(KEYS[5], ARGV[10])
-return {'created', ARGV[3]}
-"""
-)
-
-# The sweeper's claim on an idle session: KEYS session, open, outbox. 1 if this call won.
-_ABANDON = (
-    _STAGE
-    + """
-local cur = redis.call('HMGET', KEYS[1], 'state', 'rev')
-if cur[1] ~= 'open' or cur[2] ~= ARGV[1] then return 0 end
-local score = redis.call('ZSCORE', KEYS[2], ARGV[4])
-if not score or tonumber(score) > tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'ended', 'fingerprint', 'swept', 'result', ARGV[3])
-redis.call('HINCRBY', KEYS[1], 'rev', 1)
-redis.call('ZREM', KEYS[2], ARGV[4])
-stage(KEYS[3], ARGV[5])
-return 1
-"""
-)
-
-# An idle session that never started (only steps came): forgotten, no event.
-_DROP = """
-local cur = redis.call('HMGET', KEYS[1], 'state', 'rev', 'start_fp')
-local score = redis.call('ZSCORE', KEYS[2], ARGV[2])
-if score and tonumber(score) > tonumber(ARGV[3]) then return 0 end
-if cur[1] == 'open' and (cur[2] ~= ARGV[1] or cur[3]) then return 0 end
-redis.call('ZREM', KEYS[2], ARGV[2])
-if cur[1] == 'open' then redis.call('DEL', KEYS[1]) end
-return 1
-"""
-
-# KEYS kiosk, token, kiosks, outbox, entry.
-_REGISTER = (
-    _STAGE
-    + """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
-if redis.call('HGET', KEYS[5], 'version') ~= ARGV[6] then return 'retry' end
-redis.call('HSET', KEYS[1], 'kiosk_id', ARGV[1], 'entry_id', ARGV[2], 'token_hash', ARGV[3],
-  'registered_at', ARGV[4], 'district', ARGV[5], 'status', 'active')
-redis.call('SET', KEYS[2], ARGV[1])
-redis.call('SADD', KEYS[3], ARGV[1])
-stage(KEYS[4], ARGV[7])
-return 'ok'
-"""
-)
-
-_AUDIT_KEPT = 1000
-"""Audit records kept per kiosk (the newest)."""
-
-# KEYS kiosk, new token, audit. ARGV kiosk, token hash, base, now, audit record. A new token
-# replaces the old one of an active kiosk; a revoked kiosk stays revoked ('revoked'): it comes
-# back only through the explicit, audited reinstate.
-_ROTATE = f"""
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown' end
-local k = redis.call('HMGET', KEYS[1], 'status', 'token_hash')
-if k[1] ~= 'active' then return 'revoked' end
-if k[2] then redis.call('DEL', ARGV[3] .. 'token:' .. k[2]) end
-redis.call('HSET', KEYS[1], 'token_hash', ARGV[2], 'token_issued_at', ARGV[4])
-redis.call('SET', KEYS[2], ARGV[1])
-redis.call('RPUSH', KEYS[3], ARGV[5])
-redis.call('LTRIM', KEYS[3], -{_AUDIT_KEPT}, -1)
-return 'ok'
-"""
-
-# KEYS kiosk, new token, audit. ARGV kiosk, token hash, base, now, audit record. Only a revoked
-# kiosk is reinstated ('active' otherwise), with a new token.
-_REINSTATE = f"""
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown' end
-if redis.call('HGET', KEYS[1], 'status') ~= 'revoked' then return 'active' end
-redis.call('HSET', KEYS[1], 'token_hash', ARGV[2], 'token_issued_at', ARGV[4], 'status', 'active')
-redis.call('SET', KEYS[2], ARGV[1])
-redis.call('RPUSH', KEYS[3], ARGV[5])
-redis.call('LTRIM', KEYS[3], -{_AUDIT_KEPT}, -1)
-return 'ok'
-"""
-
-# KEYS kiosk, seen, audit. ARGV kiosk, base, audit record (written when the kiosk was active).
-_REVOKE = f"""
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown' end
-local k = redis.call('HMGET', KEYS[1], 'status', 'token_hash')
-if k[2] then redis.call('DEL', ARGV[2] .. 'token:' .. k[2]) end
-redis.call('HDEL', KEYS[1], 'token_hash')
-redis.call('HSET', KEYS[1], 'status', 'revoked')
-redis.call('ZREM', KEYS[2], ARGV[1])
-if k[1] == 'active' then
-  redis.call('RPUSH', KEYS[3], ARGV[3])
-  redis.call('LTRIM', KEYS[3], -{_AUDIT_KEPT}, -1)
-end
-return 'ok'
-"""
-
-# KEYS kiosk, seen, outbox. The online event is staged only by the heartbeat that flips it.
-_HEARTBEAT = (
-    _STAGE
-    + """
-local k = redis.call('HMGET', KEYS[1], 'status', 'online')
-if k[1] ~= 'active' then return 'inactive' end
-redis.call('HSET', KEYS[1], 'software_version', ARGV[2], 'state', ARGV[3], 'last_seen', ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
-if k[2] ~= '1' then
-  redis.call('HSET', KEYS[1], 'online', '1')
-  stage(KEYS[3], ARGV[6])
-  return 'online'
-end
-return 'ok'
-"""
-)
-
-# KEYS kiosk, seen, outbox. 1 if this call flipped the kiosk offline.
-_OFFLINE = (
-    _STAGE
-    + """
-if redis.call('HGET', KEYS[1], 'online') ~= '1' then return 0 end
-if redis.call('HGET', KEYS[1], 'status') ~= 'active' then return 0 end
-local s = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if not s or tonumber(s) > tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], 'online', '0')
--- Out of the watch list until its next heartbeat: offline kiosks must not crowd the check.
-redis.call('ZREM', KEYS[2], ARGV[1])
-stage(KEYS[3], ARGV[3])
-return 1
-"""
-)
-
-# KEYS entry, entries. A registry upsert or retirement, applied only if newer.
-_ENTRY = """
-local v = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
-if tonumber(ARGV[1]) <= v then return 0 end
-if ARGV[2] == 'retired' then
-  redis.call('HSET', KEYS[1], 'version', ARGV[1], 'status', 'retired')
-else
-  redis.call('HSET', KEYS[1], 'version', ARGV[1], 'kind', ARGV[2], 'district', ARGV[3],
-    'status', ARGV[4], 'hours', ARGV[5])
-end
-redis.call('SADD', KEYS[2], ARGV[6])
-return 1
-"""
-
-# KEYS catalogue, versions.
-_SERVICE = """
-local v = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-if tonumber(ARGV[2]) <= v then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-if ARGV[3] == '1' then redis.call('SADD', KEYS[1], ARGV[1])
-else redis.call('SREM', KEYS[1], ARGV[1]) end
-return 1
-"""
-
-# KEYS help, queue, kiosk, outbox.
-_HELP = (
-    _STAGE
-    + """
-local fp = redis.call('HGET', KEYS[1], 'fingerprint')
-if fp then
-  if fp == ARGV[1] then return 'replay' end
-  return 'conflict'
-end
-if redis.call('HGET', KEYS[3], 'status') ~= 'active' then return 'inactive' end
-redis.call('HSET', KEYS[1], 'fingerprint', ARGV[1], 'state', 'waiting', 'queue', ARGV[2],
-  'requested_ms', ARGV[3], 'requested', ARGV[4], 'escalated', '0')
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
-redis.call('EXPIRE', KEYS[1], ARGV[6])
-stage(KEYS[4], ARGV[7])
-return 'created'
-"""
-)
-
-# KEYS help, queue, outbox.
-_TAKE = (
-    _STAGE
-    + """
-local cur = redis.call('HMGET', KEYS[1], 'state', 'queue')
-if not cur[1] then return 'unknown' end
-if cur[1] ~= 'waiting' then return 'taken' end
-if cur[2] ~= ARGV[1] then return 'retry' end
-redis.call('HSET', KEYS[1], 'state', 'answered', 'staff', ARGV[2], 'answered_ms', ARGV[3])
-redis.call('ZREM', KEYS[2], ARGV[4])
-stage(KEYS[3], ARGV[5])
-return 'ok'
-"""
-)
-
-# KEYS help, from queue, to queue.
-_ESCALATE = """
-local cur = redis.call('HMGET', KEYS[1], 'state', 'queue', 'requested_ms')
-if cur[1] ~= 'waiting' or cur[2] ~= ARGV[1] then
-  redis.call('ZREM', KEYS[2], ARGV[4])
-  return 0
-end
-if tonumber(cur[3]) > tonumber(ARGV[3]) then return 0 end
-redis.call('ZREM', KEYS[2], ARGV[4])
-redis.call('ZADD', KEYS[3], cur[3], ARGV[4])
-redis.call('HSET', KEYS[1], 'queue', ARGV[2], 'escalated', '1')
-return 1
-"""
-
-# Move an item a loop could not process out of its sorted set into the quarantine: KEYS set,
-# quarantine. ARGV member, field, entry JSON (without the score). 1 if this call moved it (a
-# replica that failed on the same item meanwhile finds it gone: the item is quarantined once).
-_QUARANTINE = """
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not score then return 0 end
-redis.call('ZREM', KEYS[1], ARGV[1])
-local entry = cjson.decode(ARGV[3])
-entry['score'] = score
-redis.call('HSET', KEYS[2], ARGV[2], cjson.encode(entry))
-return 1
-"""
-
-# Put a quarantined item back where it came from: KEYS set, quarantine. ARGV field, the entry
-# as read (refused if it changed meanwhile), member, score.
-_RELEASE = """
-if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
-redis.call('HDEL', KEYS[2], ARGV[1])
-return 1
-"""
-
-# Forget a quarantined item and delete its record: KEYS quarantine, record (or the quarantine
-# again when there is none). ARGV field, the entry as read.
-_DROP_QUARANTINED = """
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-if KEYS[2] ~= KEYS[1] then redis.call('DEL', KEYS[2]) end
-return 1
-"""
+@functools.cache
+def lua_source(name: str) -> str:
+    """The source sent for script ``name``: its libraries, then its own file (read once)."""
+    parts = (*_SCRIPTS[name], name)
+    return "".join((_LUA / f"{part}.lua").read_text(encoding="utf-8") for part in parts)
 
 
 def to_ms(when: dt.datetime) -> int:
@@ -516,28 +144,28 @@ class KvikStore:
         self.outbox = outbox
         self.base = settings.key(SERVICE, "")
         self._topics: dict[str, str] = {}
-        self._auth = redis.register_script(_AUTH)
-        self._record = redis.register_script(_RECORD)
-        self._record_as = redis.register_script(_RECORD_AS)
-        self._start = redis.register_script(_START)
-        self._steps = redis.register_script(_STEPS)
-        self._end = redis.register_script(_END)
-        self._abandon = redis.register_script(_ABANDON)
-        self._drop = redis.register_script(_DROP)
-        self._register = redis.register_script(_REGISTER)
-        self._rotate = redis.register_script(_ROTATE)
-        self._revoke = redis.register_script(_REVOKE)
-        self._reinstate = redis.register_script(_REINSTATE)
-        self._heartbeat = redis.register_script(_HEARTBEAT)
-        self._offline = redis.register_script(_OFFLINE)
-        self._entry = redis.register_script(_ENTRY)
-        self._service = redis.register_script(_SERVICE)
-        self._help = redis.register_script(_HELP)
-        self._take = redis.register_script(_TAKE)
-        self._escalate = redis.register_script(_ESCALATE)
-        self._quarantine = redis.register_script(_QUARANTINE)
-        self._release = redis.register_script(_RELEASE)
-        self._drop_quarantined = redis.register_script(_DROP_QUARANTINED)
+        self._auth = redis.register_script(lua_source("auth"))
+        self._record = redis.register_script(lua_source("record"))
+        self._record_as = redis.register_script(lua_source("record_as"))
+        self._start = redis.register_script(lua_source("start"))
+        self._steps = redis.register_script(lua_source("steps"))
+        self._end = redis.register_script(lua_source("end"))
+        self._abandon = redis.register_script(lua_source("abandon"))
+        self._drop = redis.register_script(lua_source("drop"))
+        self._register = redis.register_script(lua_source("register"))
+        self._rotate = redis.register_script(lua_source("rotate"))
+        self._revoke = redis.register_script(lua_source("revoke"))
+        self._reinstate = redis.register_script(lua_source("reinstate"))
+        self._heartbeat = redis.register_script(lua_source("heartbeat"))
+        self._offline = redis.register_script(lua_source("offline"))
+        self._entry = redis.register_script(lua_source("entry"))
+        self._service = redis.register_script(lua_source("service"))
+        self._help = redis.register_script(lua_source("help"))
+        self._take = redis.register_script(lua_source("take"))
+        self._escalate = redis.register_script(lua_source("escalate"))
+        self._quarantine = redis.register_script(lua_source("quarantine"))
+        self._release = redis.register_script(lua_source("release"))
+        self._drop_quarantined = redis.register_script(lua_source("drop_quarantined"))
 
     # --- key names ----------------------------------------------------------------------------
 

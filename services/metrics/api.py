@@ -504,14 +504,8 @@ async def get_kvik_funnel(
     """Sessions completed (self-service or with staff help) and abandoned; referred sessions
     are not in these figures. Help figures are over all services."""
     first, last = domain.period_days(period, date)
-    days = domain.days_between(first, last)
-    cells = await store.range_cells(runtime.redis, first, last, by_service=service is not None)
-    abandoned = await store.abandoned(runtime.redis, days)
-    funnel = domain.kvik_funnel(cells, abandoned, district, service)
-    help_counts = figures.by_last_part(
-        await store.day_hashes(runtime.redis, ("kvik", "help"), days), district
-    )
-    answered = help_counts.get("answered", 0)
+    funnel = await figures.kvik_funnel(store, runtime.redis, first, last, district, service)
+    help_figures = await figures.kvik_help(store, runtime.redis, first, last, district)
     return KvikFunnelOut(
         period=period,
         first_day=first,
@@ -525,11 +519,9 @@ async def get_kvik_funnel(
         completion_rate=funnel.completion_rate,
         abandonment_rate=funnel.abandonment_rate,
         help_rate=funnel.help_rate,
-        help_requested=help_counts.get("requested", 0),
-        help_answered=answered,
-        mean_time_to_help_seconds=help_counts.get("wait_ms", 0) / 1000 / answered
-        if answered
-        else None,
+        help_requested=help_figures.requested,
+        help_answered=help_figures.answered,
+        mean_time_to_help_seconds=help_figures.mean_wait_seconds,
     )
 
 
@@ -549,24 +541,18 @@ async def get_mobile(
 ) -> MobileOut:
     """Completed visits, their staff hours, the contacts and digital onboardings recorded."""
     first, last = domain.period_days(period, date)
-    counts = figures.by_last_part(
-        await store.day_hashes(runtime.redis, ("mobile", "day"), domain.days_between(first, last)),
-        district,
-    )
-    hours = counts.get("staffed_seconds", 0) / 3600
-    contacts = counts.get("contacts", 0)
-    onboarded = counts.get("onboarded", 0)
+    mobile = await figures.mobile(store, runtime.redis, first, last, district)
     return MobileOut(
         period=period,
         first_day=first,
         last_day=last,
         district=district,
-        visits_completed=counts.get("completed", 0),
-        contacts=contacts,
-        onboarded_to_digital=onboarded,
-        staffed_hours=round(hours, 3),
-        contacts_per_staffed_hour=contacts / hours if hours else None,
-        onboarding_rate=onboarded / contacts if contacts else None,
+        visits_completed=mobile.visits_completed,
+        contacts=mobile.contacts,
+        onboarded_to_digital=mobile.onboarded,
+        staffed_hours=round(mobile.staffed_hours, 3),
+        contacts_per_staffed_hour=mobile.contacts_per_staffed_hour,
+        onboarding_rate=mobile.onboarding_rate,
     )
 
 
@@ -589,11 +575,9 @@ async def get_kpis(
     special-needs shares, KVIK completion rate, cost per contact by channel (unit costs from
     configuration) and the saving if the general-needs share met the target."""
     first, last = domain.period_days(period, date)
-    cells = await store.range_cells(runtime.redis, first, last, by_service=False)
     split = _selected(await figures.needs_shares_in(store, runtime.redis, first, last), district)
     share = split.overall
-    abandoned = await store.abandoned(runtime.redis, domain.days_between(first, last))
-    funnel = domain.kvik_funnel(cells, abandoned, district)
+    funnel = await figures.kvik_funnel(store, runtime.redis, first, last, district)
     costs = cost_report(
         share,
         {c: settings.unit_cost(c) for c in Channel},
@@ -678,22 +662,15 @@ async def get_counting_weeks(
 ) -> Response:
     """One line per week, channel and service with contacts, as Danish municipalities count
     channel statistics in "tælleuger" (counting weeks); all districts unless one is given."""
-    mondays = sorted({day - dt.timedelta(days=day.weekday()) for day in week})
-    cells = await store.period_cells(runtime.redis, domain.Period.WEEK, mondays, by_service=True)
+    weeks = await figures.counting_weeks(store, runtime.redis, week, district)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)
-    for monday, week_cells in zip(mondays, cells, strict=True):
-        lines: dict[tuple[str, str], list[int]] = {}
-        for cell, count in week_cells.items():
-            if district is not None and cell.district is not district:
-                continue
-            line = lines.setdefault((cell.channel, cell.service), [0, 0])
-            line[0 if cell.mode is ContactMode.SELF_SERVICE else 1] += count
+    for monday, lines in weeks:
         name = domain.period_name(domain.Period.WEEK, monday)
-        for (channel, service), (self_service, assisted) in sorted(lines.items()):
+        for line in lines:
             writer.writerow(
-                [name, channel, service, self_service + assisted, self_service, assisted]
+                [name, line.channel, line.service, line.contacts, line.self_service, line.assisted]
             )
     return Response(
         out.getvalue(),

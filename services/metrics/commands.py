@@ -57,10 +57,7 @@ async def rebuild(settings: MetricsSettings, progress: Progress = _no_progress) 
         partitions = await topic_partitions(settings.hub, replayer.topics)
         ends: dict[TopicPartition, int] = await reader.end_offsets(partitions)
         starts: dict[TopicPartition, int] = await reader.beginning_offsets(partitions)
-        store = MetricsStore(settings.hub)
-        for pattern in store.aggregate_patterns():
-            async for key in redis.scan_iter(match=pattern, count=1000):
-                await redis.unlink(key)
+        await MetricsStore(settings.hub).drop_aggregates(redis)
         reader.assign(partitions)
         await reader.seek_to_beginning(*partitions)
         total = sum(ends[tp] - starts[tp] for tp in partitions)
@@ -106,8 +103,7 @@ async def redrive(settings: MetricsSettings, reason: str | None = None) -> int:
         reader.assign(partitions)
         redriven = 0
         for tp in partitions:
-            done_key = store.key("redrive", topic, str(tp.partition))
-            start = int(await redis.get(done_key) or 0)
+            start = await store.redriven_up_to(redis, topic, tp.partition)
             if start >= ends[tp]:
                 continue
             reader.seek(tp, start)
@@ -127,7 +123,7 @@ async def redrive(settings: MetricsSettings, reason: str | None = None) -> int:
                             [(k, v) for k, v in record.headers or () if not k.startswith("dlq_")],
                         )
                         redriven += 1
-                    await redis.set(done_key, record.offset + 1)
+                    await store.set_redriven_up_to(redis, topic, tp.partition, record.offset + 1)
         return redriven
     finally:
         await reader.stop()
@@ -147,7 +143,7 @@ def _reader(settings: MetricsSettings, group_id: str | None) -> AIOKafkaConsumer
 
 async def _partitions(reader: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
     await reader.topics()  # fetches the cluster's metadata
-    partitions = []
+    partitions: list[TopicPartition] = []
     for topic in topics:
         numbers = reader.partitions_for_topic(topic) or set()
         partitions.extend(TopicPartition(topic, n) for n in sorted(numbers))

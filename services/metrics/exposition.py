@@ -39,6 +39,15 @@ from services.plumbing.logging import get_logger
 
 log = get_logger(__name__)
 
+
+def _go_float(value: float) -> str:
+    """A histogram bound as Prometheus writes it (``15.0``, ``+Inf``), the way the client's own
+    histograms label their buckets."""
+    # prometheus_client ships no annotations for its utils; the function takes and returns these.
+    text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
+    return text
+
+
 ALL = "all"
 """The ``district`` label value of a figure over all districts."""
 
@@ -235,7 +244,7 @@ async def _kvik(store: MetricsStore, redis: Redis) -> list[Metric]:
         labels=["channel"],
     )
     for channel, histogram in sorted((await store.help_wait(redis)).items()):
-        buckets = [(floatToGoString(b), histogram.buckets.get(b, 0)) for b in HELP_WAIT_BUCKETS]
+        buckets = [(_go_float(b), histogram.buckets.get(b, 0)) for b in HELP_WAIT_BUCKETS]
         wait.add_metric([channel], [*buckets, ("+Inf", histogram.count)], histogram.total_seconds)
     online = GaugeMetricFamily(
         "kanalhub_kiosks_online",
@@ -287,9 +296,9 @@ async def _mobile(
         "Contacts recorded at mobile visits, by district and mode.",
         labels=["district", "mode"],
     )
-    for (district, channel, mode), count in sorted(contact_totals.items()):
+    for (district_name, channel, mode), count in sorted(contact_totals.items()):
         if channel == "mobile":
-            contacts.add_metric([district, mode], count)
+            contacts.add_metric([district_name, mode], count)
     return [visits, contacts, onboardings, staffed]
 
 
@@ -328,7 +337,7 @@ async def _desk(store: MetricsStore, redis: Redis) -> list[Metric]:
             buckets = []
             for bound in bounds:
                 running += totals.get((entry_id, f"{what}{SEP}{bound:g}"), 0)
-                buckets.append((floatToGoString(bound), running))
+                buckets.append((_go_float(bound), running))
             count = totals.get((entry_id, f"{what}_count"), 0)
             buckets.append(("+Inf", count))
             histogram.add_metric(

@@ -22,14 +22,14 @@ from redis.asyncio import Redis
 
 from services.contracts import Channel, ContactMode, District
 from services.contracts.geography import COPENHAGEN
-from services.metrics import domain, figures, needs, tickets
+from services.metrics import desk_figures, domain, figures, needs
 from services.metrics.forecast import Forecast, Outlook
 from services.metrics.page_access import PageAllowed
 from services.metrics.place_usage import EntryUsage, UsageFilter
 from services.metrics.settings import MetricsSettings
 from services.metrics.small_counts import SmallCounts
 from services.metrics.store import MetricsStore
-from services.metrics.usage import entries_between
+from services.metrics.usage_figures import entries_between, site_names
 
 router = APIRouter(include_in_schema=False)
 
@@ -253,7 +253,7 @@ async def usage_rows(
     """The most used entry points from ``first`` to ``last`` (the figures of
     ``GET /usage/entries``), and how many more there are."""
     usage = await entries_between(store, redis, first, last, UsageFilter())
-    sites = await store.sites(redis)
+    sites = await site_names(store, redis)
     ranked = sorted(usage.values(), key=lambda place: (-place.tally.total, place.entry_id))
 
     def channel(place: EntryUsage, which: Channel) -> int:
@@ -263,7 +263,7 @@ async def usage_rows(
         UsageRow(
             entry_id=place.entry_id,
             name=place.entry.name if place.entry is not None else place.entry_id,
-            site=sites[place.site_id].name if place.site_id in sites else (place.site_id or ""),
+            site=sites.get(place.site_id, place.site_id) if place.site_id else "",
             kvik=channel(place, Channel.KVIK),
             counter=channel(place, Channel.COUNTER),
             mobile=channel(place, Channel.MOBILE),
@@ -295,25 +295,18 @@ async def desk_rows(
 ) -> list[DeskRow]:
     """Every centre with tickets from ``first`` to ``last``: the same figures, from the same
     functions, as ``GET /desk/times``."""
-    days = await store.desk_days(redis, domain.days_between(first, last))
-    by_entry = tickets.figures_by_entry_and_service(days)
-    entries = await store.entries(redis)
-    rows = []
-    for entry_id in sorted(by_entry):
-        total = tickets.total_of(by_entry[entry_id].values())
-        entry = entries.get(entry_id)
-        rows.append(
-            DeskRow(
-                entry_id=entry_id,
-                name=entry.name if entry is not None else entry_id,
-                served=total.served,
-                no_shows=total.no_shows,
-                wait_p50=total.waiting.percentile(0.5),
-                wait_p90=total.waiting.percentile(0.9),
-                service_p50=total.service_time.percentile(0.5),
-            )
+    return [
+        DeskRow(
+            entry_id=centre.entry_id,
+            name=centre.name,
+            served=centre.total.served,
+            no_shows=centre.total.no_shows,
+            wait_p50=centre.total.waiting.percentile(0.5),
+            wait_p90=centre.total.waiting.percentile(0.9),
+            service_p50=centre.total.service_time.percentile(0.5),
         )
-    return rows
+        for centre in await desk_figures.centres(store, redis, first, last)
+    ]
 
 
 def _outlook(forecast: Forecast, labels: dict[str, str], horizon_weeks: int) -> str:
@@ -388,11 +381,9 @@ async def render_page(
         )
         for channel in Channel
     ]
-    cells = await store.range_cells(redis, today, today, by_service=False)
-    funnel = domain.kvik_funnel(cells, await store.abandoned(redis, [today]))
-    help_today = figures.by_last_part(await store.day_hashes(redis, ("kvik", "help"), [today]))
-    answered, waited_ms = help_today.get("answered", 0), help_today.get("wait_ms", 0)
-    kiosks = await store.kiosks(redis)
+    funnel = await figures.kvik_funnel(store, redis, today, today)
+    help_today = await figures.kvik_help(store, redis, today, today)
+    kiosks = await figures.kiosks(store, redis)
     usage, usage_more = await usage_rows(store, redis, first, today)
     desk = await desk_rows(store, redis, first, today)
     return _TEMPLATES.get_template("dashboard.html").render(
@@ -417,9 +408,9 @@ async def render_page(
         channels=channels,
         channel_total=max(1, sum(c.total for c in channels)),
         funnel=funnel,
-        mean_wait=waited_ms / 1000 / answered if answered and not small.hides(answered) else None,
-        kiosks_online=sum(k.state == "online" for k in kiosks),
-        kiosks_known=len(kiosks),
+        mean_wait=None if small.hides(help_today.answered) else help_today.mean_wait_seconds,
+        kiosks_online=kiosks.online,
+        kiosks_known=kiosks.known,
         usage=usage,
         usage_more=usage_more,
         desk=desk,

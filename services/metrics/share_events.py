@@ -32,15 +32,14 @@ async def publish_changed_shares(
     last = domain.local_day(now)
     first = last - dt.timedelta(days=settings.share_window_days - 1)
     shares = await figures.shares_in(store, redis, first, last)
-    published_key = store.key("share", "published")
     lock_ms = max(1, int(settings.share_event_interval_seconds * 1000))
     staged = 0
     for district, share in shares.items():
         current = "none" if share.share is None else f"{share.share:.4f}"
-        before = await redis.hget(published_key, district)
-        if before in (current, current.encode()) or (before is None and share.share is None):
+        before = await store.published_share(redis, district)
+        if before == current or (before is None and share.share is None):
             continue  # unchanged, or nothing to say yet
-        if not await redis.set(store.key("share", "lock", district), b"1", nx=True, px=lock_ms):
+        if not await store.claim_share_event(redis, district, lock_ms):
             continue
         event = new_event(
             EventType.METRICS_DISTRICT_SHARE_CHANGED,
@@ -57,7 +56,7 @@ async def publish_changed_shares(
             source=settings.source,
         )
         async with redis.pipeline(transaction=True) as pipe:
-            pipe.hset(published_key, district, current)
+            store.record_published_share(pipe, district, current)
             outbox.stage(pipe, event)
             await pipe.execute()
         staged += 1

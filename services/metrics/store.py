@@ -28,12 +28,15 @@ KVIK, mobile and registry figures:
 - ``mobile:day:<day>`` - ``district|completed|contacts|onboarded|staffed_seconds`` for a day;
 - ``entries`` - registry entry id -> the entry's last ``entry.upserted`` payload as JSON, with
   ``"retired": true`` and status ``closed`` once retired (an older version never overwrites a
-  newer one);
+  newer one: ``plumbing.registry_copy``);
 - ``sites`` - registry site id -> the site's last ``site.upserted`` payload as JSON (same rule);
 - ``catalogue`` - service code -> ``active|general``, ``active|special``, ``retired|general`` or
   ``retired|special`` (from the registry: whether it is offered, and its needs group);
 - ``report:<day>`` - ``source|district|service`` -> ``self_service,assisted`` of the last
-  external report with that key (for replace semantics).
+  external report with that key (for replace semantics);
+- ``share:published`` - district -> the share of its last district-share event (``0.1234`` or
+  ``none``); ``share:lock:<district>`` - string, the per-district lock of those events (expires
+  after ``share_event_interval_seconds``).
 
 Usage per building and entry point (every place-bound contact: KVIK, counter, mobile):
 
@@ -66,6 +69,8 @@ Not derived from the log, so not dropped or rebuilt by ``rebuild`` (intake's own
 - ``intake:desk:<entry>:<day>`` - string ``live`` or ``file``: which way the entry's tickets of
   that day came in; the other way is refused (they would count twice). Expires after the
   oldest day a file may be sent for (``desk_file_days`` + 1 days);
+- ``redrive:<dead-letter topic>:<partition>`` - string, the offset ``kanalhub metrics
+  redrive`` has gone through (so a redrive re-publishes each dead letter once);
 - ``idem:desk%3A<entry>:<ticket id>`` - a live ticket's fingerprint and first answer
   (``plumbing.idempotency.IdempotencyStore``, scope ``desk:<entry>``), kept
   ``desk_live_days`` + 1 days: longer than the live feed takes a ticket, so a ticket can never
@@ -87,6 +92,7 @@ import json
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
@@ -117,6 +123,7 @@ from services.metrics.domain import (
 from services.metrics.tickets import figures_of
 from services.plumbing.consumer import Transaction
 from services.plumbing.redis_replies import reply_text
+from services.plumbing.registry_copy import RegistryCopy
 from services.plumbing.settings import HubSettings
 
 SERVICE = "metrics"
@@ -130,148 +137,18 @@ _ROLLUP_CACHE_DAYS = 4096
 HELP_WAIT_BUCKETS: tuple[float, ...] = (15, 30, 60, 120, 300, 600, 1200, 1800)
 """Upper bounds (seconds) of the time-to-help histogram: a citizen waits seconds to minutes."""
 
-# A report replaces the last one with the same key and moves every rollup by the difference.
-# KEYS: report hash, then the 7 rollup hashes (3 cells, 3 mix, totals).
-# ARGV: report field, self cell field, assisted cell field, self mix field, assisted mix field,
-#       self, assisted.
-_REPLACE_REPORT = """
-local before = redis.call('HGET', KEYS[1], ARGV[1])
-local before_self, before_assisted = 0, 0
-if before then
-  local comma = string.find(before, ',', 1, true)
-  before_self = tonumber(string.sub(before, 1, comma - 1))
-  before_assisted = tonumber(string.sub(before, comma + 1))
-end
-local self_change = tonumber(ARGV[6]) - before_self
-local assisted_change = tonumber(ARGV[7]) - before_assisted
-for i = 2, 4 do
-  if self_change ~= 0 then redis.call('HINCRBY', KEYS[i], ARGV[2], self_change) end
-  if assisted_change ~= 0 then redis.call('HINCRBY', KEYS[i], ARGV[3], assisted_change) end
-end
-for i = 5, 8 do
-  if self_change ~= 0 then redis.call('HINCRBY', KEYS[i], ARGV[4], self_change) end
-  if assisted_change ~= 0 then redis.call('HINCRBY', KEYS[i], ARGV[5], assisted_change) end
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[6] .. ',' .. ARGV[7])
-return {self_change, assisted_change}
-"""
 
-# A visit's state event counts once per state, however often the state is re-published.
-# KEYS: visits hash, mobile totals, mobile day. ARGV: visit id, new state, district,
-#       staffed seconds (for completed).
-_VISIT_STATE = """
-local before = redis.call('HGET', KEYS[1], ARGV[1])
-local state = ARGV[2]
-if before == state or before == 'completed' or before == 'cancelled' then return 0 end
-if state == 'planned' and before then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], state)
-redis.call('HINCRBY', KEYS[2], ARGV[3] .. '|' .. state, 1)
-if state == 'completed' then
-  redis.call('HINCRBY', KEYS[2], ARGV[3] .. '|staffed_seconds', ARGV[4])
-  redis.call('HINCRBY', KEYS[3], ARGV[3] .. '|completed', 1)
-  redis.call('HINCRBY', KEYS[3], ARGV[3] .. '|staffed_seconds', ARGV[4])
-end
-if before == nil or before == false then
-  if state ~= 'planned' then redis.call('HINCRBY', KEYS[2], ARGV[3] .. '|planned', 1) end
-end
-return 1
-"""
+def _script(name: str) -> str:
+    """A Lua script of this store, from its file in ``lua/`` next to this module (what each
+    one does, and its KEYS and ARGV, is in the file's opening comment)."""
+    return (resources.files("services.metrics") / "lua" / name).read_text(encoding="utf-8")
 
-# A day file replaces the entry's previous file of that day exactly: take back what the previous
-# one added (its stored contribution), add the new one, keep the new one for the next file.
-# Only the difference is written. KEYS: the desk:file:<day> hash. ARGV: entry id, the new
-# contribution as JSON [[key, field, amount], ...]. The rollup keys are named in the
-# contributions (they are all keys of this service in one standalone Valkey/Redis).
-_REPLACE_DESK_FILE = """
-local change = {}
-local function add(list, sign)
-  for _, item in ipairs(list) do
-    local fields = change[item[1]]
-    if not fields then fields = {}; change[item[1]] = fields end
-    fields[item[2]] = (fields[item[2]] or 0) + sign * item[3]
-  end
-end
-local before = redis.call('HGET', KEYS[1], ARGV[1])
-if before then add(cjson.decode(before), -1) end
-add(cjson.decode(ARGV[2]), 1)
-for key, fields in pairs(change) do
-  for name, amount in pairs(fields) do
-    if amount ~= 0 then redis.call('HINCRBY', key, name, string.format('%d', amount)) end
-  end
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
-"""
 
-# The contacts of some services summed per district|channel|mode, for each of several `cells`
-# rollups, read with HMGET of just their fields (a read: nothing is written).
-# KEYS: the cells hashes. ARGV: the number of prefixes P, P prefixes (district|channel|mode),
-# then the service codes. Returns per key a flat list {prefix index (1-based), sum, ...} of the
-# prefixes with contacts.
-_SUM_SERVICES = """
-local count = tonumber(ARGV[1])
-local fields = {}
-for p = 1, count do
-  for s = count + 2, #ARGV do
-    fields[#fields + 1] = ARGV[p + 1] .. '|' .. ARGV[s]
-  end
-end
-local per_prefix = #ARGV - count - 1
-local result = {}
-for k = 1, #KEYS do
-  local values = redis.call('HMGET', KEYS[k], unpack(fields))
-  local sums = {}
-  for p = 1, count do
-    local sum = 0
-    for s = 1, per_prefix do
-      local value = values[(p - 1) * per_prefix + s]
-      if value then sum = sum + tonumber(value) end
-    end
-    if sum ~= 0 then
-      sums[#sums + 1] = p
-      sums[#sums + 1] = sum
-    end
-  end
-  result[k] = sums
-end
-return result
-"""
-
-# A retired service keeps its needs group. KEYS: catalogue hash. ARGV: service code.
-_RETIRE_SERVICE = """
-local before = redis.call('HGET', KEYS[1], ARGV[1])
-local group = 'general'
-if before then group = string.match(before, '|(.*)$') or 'general' end
-redis.call('HSET', KEYS[1], ARGV[1], 'retired|' .. group)
-return 1
-"""
-
-# A registry copy keeps the newest version of each aggregate: the registry's events can be
-# re-delivered, and a re-driven old event must not undo a newer state.
-# KEYS: the copy hash. ARGV: id, version, the aggregate's state as JSON.
-_UPSERT_COPY = """
-local before = redis.call('HGET', KEYS[1], ARGV[1])
-if before then
-  local version = cjson.decode(before)['version']
-  if version and tonumber(version) >= tonumber(ARGV[2]) then return 0 end
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-return 1
-"""
-
-# Retiring keeps what the aggregate was (kind, district, site, hours) and marks it retired
-# (an entry also becomes closed). KEYS: the copy hash. ARGV: id, version, new status or ''.
-_RETIRE_COPY = """
-local before = redis.call('HGET', KEYS[1], ARGV[1])
-if not before then return 0 end
-local state = cjson.decode(before)
-if state['version'] and tonumber(state['version']) > tonumber(ARGV[2]) then return 0 end
-state['version'] = tonumber(ARGV[2])
-state['retired'] = true
-if ARGV[3] ~= '' then state['status'] = ARGV[3] end
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(state))
-return 1
-"""
+_REPLACE_REPORT = _script("replace_report.lua")
+_VISIT_STATE = _script("visit_state.lua")
+_REPLACE_DESK_FILE = _script("replace_desk_file.lua")
+_SUM_SERVICES = _script("sum_services.lua")
+_RETIRE_SERVICE = _script("retire_service.lua")
 
 
 def cell_field(cell: CellKey) -> str:
@@ -362,6 +239,9 @@ class MetricsStore:
         # day -> its (usage cells, usage mix) keys per period, the same cache for usage.
         self._usage_rollups: dict[dt.date, tuple[tuple[str, str], ...]] = {}
         self._usage_totals = self.key("usage", "totals")
+        # The registry copies: version-guarded by the plumbing's one registry-copy helper.
+        self._entries = RegistryCopy(self.key("entries"))
+        self._sites = RegistryCopy(self.key("sites"))
 
     def key(self, *parts: str) -> str:
         """A key of the metrics service."""
@@ -559,33 +439,19 @@ class MetricsStore:
 
     def upsert_entry(self, pipe: Pipeline, entry: EntryUpserted) -> None:
         """Keep a registry entry's state, unless a newer version is already kept."""
-        pipe.eval(
-            _UPSERT_COPY,
-            1,
-            self.key("entries"),
-            entry.entry_id,
-            str(entry.version),
-            entry.model_dump_json(),
-        )
+        self._entries.upsert(pipe, entry.entry_id, entry.version, entry.model_dump_json())
 
     def retire_entry(self, pipe: Pipeline, entry_id: str, version: int) -> None:
         """Mark a registry entry retired and closed, keeping what it was."""
-        pipe.eval(_RETIRE_COPY, 1, self.key("entries"), entry_id, str(version), EntryStatus.CLOSED)
+        self._entries.retire(pipe, entry_id, version, {"status": EntryStatus.CLOSED.value})
 
     def upsert_site(self, pipe: Pipeline, site: SiteUpserted) -> None:
         """Keep a registry site's state, unless a newer version is already kept."""
-        pipe.eval(
-            _UPSERT_COPY,
-            1,
-            self.key("sites"),
-            site.site_id,
-            str(site.version),
-            site.model_dump_json(),
-        )
+        self._sites.upsert(pipe, site.site_id, site.version, site.model_dump_json())
 
     def retire_site(self, pipe: Pipeline, site_id: str, version: int) -> None:
         """Mark a registry site retired, keeping what it was (history still names it)."""
-        pipe.eval(_RETIRE_COPY, 1, self.key("sites"), site_id, str(version), "")
+        self._sites.retire(pipe, site_id, version)
 
     def set_service(self, pipe: Pipeline, code: str, general_needs: bool) -> None:
         """Keep a catalogue service as active (intake refuses other codes) with its needs
@@ -634,6 +500,20 @@ class MetricsStore:
         """Which way (``live`` or ``file``) the entry's tickets of ``day`` came in (intake)."""
         return self.key("intake", "desk", entry_id, day.isoformat())
 
+    async def watch_desk_intake(self, pipe: Pipeline, entry_id: str, day: dt.date) -> str | None:
+        """WATCH the way the entry's tickets of ``day`` came in and read it (``live``, ``file``,
+        or None when none came in yet), on a transaction pipeline before its MULTI."""
+        mark = self.desk_intake_key(entry_id, day)
+        await pipe.watch(mark)
+        first = await pipe.get(mark)
+        return None if first is None else reply_text(first)
+
+    def mark_desk_intake(
+        self, pipe: Pipeline, entry_id: str, day: dt.date, way: str, ttl_seconds: int
+    ) -> None:
+        """Queue: the entry's tickets of ``day`` come in ``way``, remembered ``ttl_seconds``."""
+        pipe.set(self.desk_intake_key(entry_id, day), way, ex=ttl_seconds)
+
     async def desk_days(
         self, redis: Redis, days: Sequence[dt.date]
     ) -> list[dict[tuple[str, str, str], int]]:
@@ -652,12 +532,47 @@ class MetricsStore:
 
     async def desk_totals(self, redis: Redis) -> dict[tuple[str, str], int]:
         """The desk figures since the beginning: ``(entry, figure) -> amount``."""
-        raw: dict[bytes, bytes] = await redis.hgetall(self.key("desk", "totals"))
+        raw: dict[bytes | str, bytes | str] = await redis.hgetall(self.key("desk", "totals"))
         result: dict[tuple[str, str], int] = {}
         for key, value in raw.items():
             entry_id, figure = reply_text(key).split(SEP, 1)
             result[(entry_id, figure)] = int(value)
         return result
+
+    # -- the district-share events --------------------------------------------------------------
+
+    async def published_share(self, redis: Redis, district: District) -> str | None:
+        """The share last published for ``district`` (``0.1234`` or ``none``), if any."""
+        raw = await redis.hget(self.key("share", "published"), district)
+        return None if raw is None else reply_text(raw)
+
+    async def claim_share_event(self, redis: Redis, district: District, lock_ms: int) -> bool:
+        """Whether this replica may publish ``district``'s share now: the per-district lock,
+        taken for ``lock_ms`` unless another replica holds it."""
+        taken = await redis.set(self.key("share", "lock", district), b"1", nx=True, px=lock_ms)
+        return bool(taken)
+
+    def record_published_share(self, pipe: Pipeline, district: District, share: str) -> None:
+        """Queue: ``share`` is the share last published for ``district``."""
+        pipe.hset(self.key("share", "published"), district, share)
+
+    # -- commands (rebuild, redrive) -----------------------------------------------------------
+
+    async def drop_aggregates(self, redis: Redis) -> None:
+        """Delete everything the events built (``aggregate_patterns``), before a rebuild."""
+        for pattern in self.aggregate_patterns():
+            async for key in redis.scan_iter(match=pattern, count=1000):
+                await redis.unlink(key)
+
+    async def redriven_up_to(self, redis: Redis, topic: str, partition: int) -> int:
+        """The offset of the dead-letter partition that ``redrive`` has gone through."""
+        return int(await redis.get(self.key("redrive", topic, str(partition))) or 0)
+
+    async def set_redriven_up_to(
+        self, redis: Redis, topic: str, partition: int, offset: int
+    ) -> None:
+        """Remember that ``redrive`` has gone through the partition up to ``offset``."""
+        await redis.set(self.key("redrive", topic, str(partition)), offset)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -693,7 +608,7 @@ class MetricsStore:
         (the ``mix`` hash), and the contacts of just ``services`` summed over them, per district,
         channel and mode (service ``ALL_SERVICES``), in one round trip.
 
-        The second part is summed on the server (``_SUM_SERVICES``: an ``HMGET`` of the few
+        The second part is summed on the server (``lua/sum_services.lua``: an ``HMGET`` of the few
         fields those services can have): a year of weekly rollups asks for about 20,000 fields
         of per-service hashes, which cost more to send and parse than the figures themselves.
         """
@@ -723,7 +638,7 @@ class MetricsStore:
 
     async def totals(self, redis: Redis) -> dict[tuple[str, str, str], int]:
         """Contacts since the beginning per (district, channel, mode)."""
-        raw: dict[bytes, bytes] = await redis.hgetall(self.key("totals"))
+        raw: dict[bytes | str, bytes | str] = await redis.hgetall(self.key("totals"))
         return {tuple(reply_text(k).split(SEP)): int(v) for k, v in raw.items()}  # type: ignore[misc]
 
     async def abandoned(
@@ -742,7 +657,7 @@ class MetricsStore:
 
     async def flat_hash(self, redis: Redis, *parts: str) -> dict[str, int]:
         """A hash of integer counts, fields as text."""
-        raw: dict[bytes, bytes] = await redis.hgetall(self.key(*parts))
+        raw: dict[bytes | str, bytes | str] = await redis.hgetall(self.key(*parts))
         return {reply_text(k): int(float(v)) for k, v in raw.items()}
 
     async def day_hashes(
@@ -759,7 +674,7 @@ class MetricsStore:
 
     async def help_wait(self, redis: Redis) -> dict[str, HelpWait]:
         """The time-to-help histogram per help channel."""
-        raw: dict[bytes, bytes] = await redis.hgetall(self.key("kvik", "help", "wait"))
+        raw: dict[bytes | str, bytes | str] = await redis.hgetall(self.key("kvik", "help", "wait"))
         waits: dict[str, HelpWait] = {}
         for key, value in raw.items():
             channel, what = reply_text(key).split(SEP)
@@ -774,7 +689,7 @@ class MetricsStore:
 
     async def kiosks(self, redis: Redis) -> list[KioskState]:
         """Every kiosk's last state."""
-        raw: dict[bytes, bytes] = await redis.hgetall(self.key("kiosks"))
+        raw: dict[bytes | str, bytes | str] = await redis.hgetall(self.key("kiosks"))
         kiosks = []
         for value in raw.values():
             state, entry_id, district = reply_text(value).split(SEP)
@@ -783,12 +698,12 @@ class MetricsStore:
 
     async def entries(self, redis: Redis) -> dict[str, RegistryEntry]:
         """Every registry entry the service has heard of."""
-        raw: dict[bytes, bytes] = await redis.hgetall(self.key("entries"))
-        return {reply_text(k): _parse_entry(reply_text(v)) for k, v in raw.items()}
+        copied = await self._entries.all(redis)
+        return {entry_id: _parse_entry(state) for entry_id, state in copied.items()}
 
     async def catalogue(self, redis: Redis) -> set[str]:
         """The codes of the active catalogue services the registry has told of."""
-        raw: dict[bytes, bytes] = await redis.hgetall(self.key("catalogue"))
+        raw: dict[bytes | str, bytes | str] = await redis.hgetall(self.key("catalogue"))
         return {
             reply_text(code)
             for code, state in raw.items()
@@ -798,7 +713,7 @@ class MetricsStore:
     async def general_needs(self, redis: Redis) -> dict[str, bool]:
         """Every catalogue service the registry has told of (retired too, for history) ->
         True for a general-needs service, False for a special-needs one."""
-        raw: dict[bytes, bytes] = await redis.hgetall(self.key("catalogue"))
+        raw: dict[bytes | str, bytes | str] = await redis.hgetall(self.key("catalogue"))
         return {
             reply_text(code): not reply_text(state).endswith("special")
             for code, state in raw.items()
@@ -806,8 +721,8 @@ class MetricsStore:
 
     async def entry(self, redis: Redis, entry_id: str) -> RegistryEntry | None:
         """One registry entry, or None when the registry has not told of it."""
-        raw = await redis.hget(self.key("entries"), entry_id)
-        return None if raw is None else _parse_entry(reply_text(raw))
+        state = await self._entries.get(redis, entry_id)
+        return None if state is None else _parse_entry(state)
 
     async def usage_cells(
         self, redis: Redis, first: dt.date, last: dt.date, by_service: bool
@@ -831,13 +746,13 @@ class MetricsStore:
 
     async def usage_totals(self, redis: Redis) -> list[UsageCell]:
         """Place-bound contacts since the beginning, per place, channel and mode."""
-        raw: dict[bytes, bytes] = await redis.hgetall(self.key("usage", "totals"))
+        raw: dict[bytes | str, bytes | str] = await redis.hgetall(self.key("usage", "totals"))
         return [parse_usage_field(k, int(v)) for k, v in raw.items() if int(v) != 0]
 
     async def sites(self, redis: Redis) -> dict[str, RegistrySite]:
         """Every registry site the service has heard of (retired ones too)."""
-        raw = await redis.hgetall(self.key("sites"))
-        return {reply_text(k): _parse_site(reply_text(v)) for k, v in raw.items()}
+        copied = await self._sites.all(redis)
+        return {site_id: _parse_site(state) for site_id, state in copied.items()}
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """Usage per building and entry point (``metrics:read``): how many place-bound contacts (KVIK,
 counter, mobile) each entry point and each site handled in a day, ISO week or month, by channel,
 mode and service; contacts per open hour; the administrations sharing a site; the least and
-most used entry points. Each route parses, reads the usage rollups and the registry copy, and
-answers through ``place_usage``; the built-in page reads the same figures through
-:func:`entries_between`.
+most used entry points. Each route parses, reads its figures through ``usage_figures`` (the
+usage rollups and the registry copy, summed with ``place_usage``; the built-in page reads the
+same figures there), and answers.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
-from redis.asyncio import Redis
 
 from services.contracts import Administration, Channel, ContactMode, District, EntryKind
 from services.contracts.payloads.base import Code
-from services.metrics import domain
+from services.metrics import domain, usage_figures
 from services.metrics.deps import FIRST_DAY, LAST_DAY, Day, RuntimeDep, StoreDep
 from services.metrics.place_usage import (
     AdministrationUsage,
@@ -28,12 +27,9 @@ from services.metrics.place_usage import (
     SiteUsage,
     Tally,
     UsageFilter,
-    count_open_hours,
-    entry_usage,
     ranking,
-    site_usage,
 )
-from services.metrics.store import MetricsStore, RegistryEntry
+from services.metrics.store import RegistryEntry
 from services.plumbing.auth import MetricsReader
 from services.plumbing.problems import Problem, problem_responses
 
@@ -209,24 +205,6 @@ class SitesUsageReport(BaseModel):
 # -- reading -----------------------------------------------------------------------------------
 
 
-async def entries_between(
-    store: MetricsStore,
-    redis: Redis,
-    first: dt.date,
-    last: dt.date,
-    selection: UsageFilter,
-    by_service: bool = False,
-    now: dt.datetime | None = None,
-) -> dict[str, EntryUsage]:
-    """Every entry's usage from ``first`` to ``last`` (see ``place_usage.entry_usage``), open
-    hours counted up to ``now``."""
-    cells = await store.usage_cells(
-        redis, first, last, by_service=by_service or selection.service is not None
-    )
-    entries = await store.entries(redis)
-    return entry_usage(cells, entries, selection, first, last, until=now or dt.datetime.now(dt.UTC))
-
-
 def tally_out(tally: Tally) -> TallyOut:
     """The response shape of a tally."""
     return TallyOut(
@@ -260,10 +238,6 @@ def _entry_out(usage: EntryUsage, site_names: dict[str, str]) -> EntryUsageOut:
         open_hours=round(usage.open_hours, 2) if usage.open_hours is not None else None,
         contacts_per_open_hour=usage.per_open_hour,
     )
-
-
-async def _site_names(store: MetricsStore, redis: Redis) -> dict[str, str]:
-    return {site_id: site.name for site_id, site in (await store.sites(redis)).items()}
 
 
 def _selection(
@@ -300,11 +274,11 @@ async def get_entry_usage(
     with zeros. Sorted by entry id."""
     first, last = domain.period_days(period, date)
     selection = _selection(district, channel, service)
-    usage = await entries_between(store, runtime.redis, first, last, selection)
+    usage = await usage_figures.entries_between(store, runtime.redis, first, last, selection)
     total = Tally()
     for place in usage.values():
         total.merge(place.tally)
-    names = await _site_names(store, runtime.redis)
+    names = await usage_figures.site_names(store, runtime.redis)
     return EntriesUsageReport(
         period=period,
         first_day=first,
@@ -343,8 +317,8 @@ async def get_entry_ranking(
     contacts is among the least used; one closed all period is not ranked. Ties by entry id."""
     first, last = domain.period_days(period, date)
     selection = _selection(district, channel, service)
-    usage = await entries_between(store, runtime.redis, first, last, selection)
-    names = await _site_names(store, runtime.redis)
+    usage = await usage_figures.entries_between(store, runtime.redis, first, last, selection)
+    names = await usage_figures.site_names(store, runtime.redis)
     return RankingReport(
         period=period,
         first_day=first,
@@ -377,16 +351,10 @@ async def get_entry_detail(
     """The entry's contacts per channel and mode, and per catalogue service; 404 when the
     registry has not told of the entry and it had no contacts in the period."""
     first, last = domain.period_days(period, date)
-    usage = await entries_between(store, runtime.redis, first, last, UsageFilter(), by_service=True)
-    place = usage.get(entry_id)
+    place = await usage_figures.entry_between(store, runtime.redis, entry_id, first, last)
     if place is None:
-        entry = await store.entry(runtime.redis, entry_id)
-        if entry is None:
-            raise Problem(404, None, "Not Found", detail=f"No entry {entry_id}.")
-        # Known, but neither open now nor used in the period: zeros, with its hours.
-        place = EntryUsage(entry_id, entry, entry.site_id, entry.district)
-        count_open_hours(place, first, last, until=dt.datetime.now(dt.UTC))
-    names = await _site_names(store, runtime.redis)
+        raise Problem(404, None, "Not Found", detail=f"No entry {entry_id}.")
+    names = await usage_figures.site_names(store, runtime.redis)
     services = sorted(place.services.items(), key=lambda item: (-item[1].total, item[0]))
     return EntryDetailOut(
         **_entry_out(place, names).model_dump(),
@@ -463,12 +431,7 @@ async def get_site_usage(
     contact counts at its entry's site as the registry knows it now."""
     first, last = domain.period_days(period, date)
     selection = _selection(district, channel, service)
-    cells = await store.usage_cells(
-        runtime.redis, first, last, by_service=selection.service is not None
-    )
-    entries = await store.entries(runtime.redis)
-    sites, unlocated = site_usage(cells, entries, await store.sites(runtime.redis), selection)
-    per_entry = entry_usage(cells, entries, selection, first, last, with_hours=False)
+    usage = await usage_figures.sites_between(store, runtime.redis, first, last, selection)
     return SitesUsageReport(
         period=period,
         first_day=first,
@@ -476,6 +439,6 @@ async def get_site_usage(
         district=district,
         channel=channel,
         service=service,
-        sites=[_site_out(place, per_entry, entries) for place in sites.values()],
-        unlocated=tally_out(unlocated),
+        sites=[_site_out(place, usage.per_entry, usage.entries) for place in usage.sites.values()],
+        unlocated=tally_out(usage.unlocated),
     )

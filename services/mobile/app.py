@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.mobile.api import router
+from services.mobile.api import install_refusal_handlers, router
 from services.mobile.domain import TravelRule
 from services.mobile.events import handlers
 from services.mobile.settings import MobileSettings
@@ -32,7 +32,7 @@ def create_app(settings: MobileSettings | None = None) -> FastAPI:
         )
         yield
 
-    return create_service_app(
+    app = create_service_app(
         settings,
         title="kanalhub Mobile citizen service",
         description=(
@@ -44,3 +44,5 @@ def create_app(settings: MobileSettings | None = None) -> FastAPI:
         routers=[router],
         extra_lifespan=mobile_lifespan,
     )
+    install_refusal_handlers(app)
+    return app

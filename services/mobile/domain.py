@@ -690,3 +690,58 @@ class Series(_Model):
     skipped: tuple[tuple[dt.date, str], ...] = ()
     revisions: tuple[dict[str, object], ...] = ()
     """Edits of "this and following": from which date, by whom, what changed."""
+
+
+def local_iso(when: dt.datetime) -> str:
+    """``when`` as ISO 8601 in Copenhagen local time, with its offset."""
+    return when.astimezone(COPENHAGEN).isoformat()
+
+
+# --- refusals ------------------------------------------------------------------------------
+# What a use case answers when it will not do what was asked; ``api.py`` maps each kind to its
+# problem+json (the use cases know nothing of HTTP).
+
+
+class Refusal(Exception):
+    """A use case refused; nothing was stored and no event staged."""
+
+
+class NotFound(Refusal):
+    """What was asked for does not exist (``what``: e.g. ``visit v-1``)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+class Invalid(Refusal):
+    """The request is well-formed but breaks a rule: one entry per field that does."""
+
+    def __init__(self, problems: Sequence[FieldProblem]) -> None:
+        super().__init__(", ".join(p.field for p in problems))
+        self.problems = list(problems)
+
+
+class StateConflict(Refusal):
+    """The request does not fit the current state (a taken id, a full visit, a visit that has
+    started ...): ``code`` names the kind, ``title`` and ``detail`` say it to a person."""
+
+    def __init__(self, code: str, title: str, detail: str) -> None:
+        super().__init__(code)
+        self.code = code
+        self.title = title
+        self.detail = detail
+
+
+class OutsideOpeningHours(Refusal):
+    """Windows outside the place's opening hours, planned without an explicit override."""
+
+    def __init__(self, place_name: str, starts: Sequence[dt.datetime]) -> None:
+        super().__init__(place_name)
+        self.place_name = place_name
+        self.starts = list(starts)
+
+    @property
+    def days(self) -> str:
+        """The first ten refused starts, local time to the minute, for the person planning."""
+        return ", ".join(sorted({local_iso(s)[:16] for s in self.starts})[:10])

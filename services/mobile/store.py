@@ -45,6 +45,7 @@ from services.contracts.reference import District
 from services.mobile import domain
 from services.mobile.domain import ContactRecord, Place, Series, Visit
 from services.plumbing.outbox import Outbox
+from services.plumbing.redis_replies import reply_text
 from services.plumbing.settings import HubSettings
 
 SERVICE = "mobile"
@@ -76,10 +77,6 @@ class Change:
 
 Decide = Callable[[dict[str, Visit | None], Series | None], Change]
 """Builds the change from the current visits (None: no such visit) and series; may raise."""
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _epoch(when: dt.datetime) -> float:
@@ -211,7 +208,7 @@ class MobileStore(RegistryCopy):
 
     async def sites(self) -> list[SiteUpserted]:
         """Every live site."""
-        ids = sorted(_text(m) for m in await self.redis.smembers(self.key("sites")))
+        ids = sorted(reply_text(m) for m in await self.redis.smembers(self.key("sites")))
         if not ids:
             return []
         raws = await self.redis.mget([self.key("site", i) for i in ids])
@@ -220,7 +217,9 @@ class MobileStore(RegistryCopy):
 
     async def entries_at(self, site_id: str) -> list[EntryUpserted]:
         """The live entries located at a site."""
-        ids = sorted(_text(m) for m in await self.redis.smembers(self.key("site-entries", site_id)))
+        ids = sorted(
+            reply_text(m) for m in await self.redis.smembers(self.key("site-entries", site_id))
+        )
         if not ids:
             return []
         raws = await self.redis.mget([self.key("entry", i) for i in ids])
@@ -260,14 +259,14 @@ class MobileStore(RegistryCopy):
         ids = await self.redis.zrangebyscore(
             self.calendar_key(kind, target), _epoch(start), f"({_epoch(end)}"
         )
-        return await self.visits(_text(i) for i in ids)
+        return await self.visits(reply_text(i) for i in ids)
 
     async def last_visits(self, kind: str, targets: Iterable[str]) -> dict[str, dt.datetime]:
         """Per place or district, the start of its latest visit that was not cancelled."""
         found: dict[str, dt.datetime] = {}
         for target in targets:
             ids = await self.redis.zrevrange(self.calendar_key(kind, target), 0, 20)
-            for visit in await self.visits(_text(i) for i in ids):
+            for visit in await self.visits(reply_text(i) for i in ids):
                 if visit.blocks:
                     found[target] = visit.starts_at
                     break
@@ -275,7 +274,7 @@ class MobileStore(RegistryCopy):
 
     async def places(self) -> list[Place]:
         """Every place a visit went to."""
-        ids = sorted(_text(m) for m in await self.redis.smembers(self.key("places")))
+        ids = sorted(reply_text(m) for m in await self.redis.smembers(self.key("places")))
         if not ids:
             return []
         raws = await self.redis.mget([self.key("place", i) for i in ids])
@@ -306,7 +305,7 @@ class MobileStore(RegistryCopy):
     async def bookings(self, visit_id: str) -> dict[str, int]:
         """A visit's bookings: reference -> slot."""
         raw = await self.redis.hgetall(self.bookings_key(visit_id))
-        return {_text(k): int(v) for k, v in raw.items()}
+        return {reply_text(k): int(v) for k, v in raw.items()}
 
     # --- visit changes ---------------------------------------------------------------------
 
@@ -400,7 +399,7 @@ class MobileStore(RegistryCopy):
                     _epoch(visit.starts_at - margin),
                     _epoch(visit.ends_at + margin),
                 )
-                ids.update(_text(i) for i in found)
+                ids.update(reply_text(i) for i in found)
         ids -= saved
         if not ids:
             return []
@@ -482,7 +481,7 @@ class MobileStore(RegistryCopy):
                     await pipe.watch(self.visit_key(visit_id), key)
                     raw_visit = await pipe.get(self.visit_key(visit_id))
                     raw = await pipe.hgetall(key)
-                    bookings = {_text(k): int(v) for k, v in raw.items()}
+                    bookings = {reply_text(k): int(v) for k, v in raw.items()}
                     visit = Visit.model_validate_json(raw_visit) if raw_visit else None
                     slot = decide(visit, bookings)
                     if slot is None:

@@ -285,7 +285,8 @@ class EventConsumer:
             consumer = self._new_consumer()
             try:
                 await asyncio.wait_for(consumer.start(), self._settings.kafka_timeout_seconds)
-                pace_empty_fetches(consumer)
+                if self._settings.empty_fetch_pause_seconds > 0:
+                    pace_empty_fetches(consumer, self._settings.empty_fetch_pause_seconds)
                 consumer.subscribe(self.topics, listener=_Rebalance(self))
                 log.info("consumer started", group=self._group_id, topics=self.topics)
                 backoff.reset()

@@ -19,16 +19,33 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 EMPTY_FETCH_PAUSE_SECONDS = 0.05
+"""The pause the embedded launcher sets for a broker that answers empty fetches at once."""
+
+
+class FetchPacingUnavailable(RuntimeError):
+    """aiokafka's fetcher lacks the coroutine pacing wraps: its internals changed."""
 
 
 def pace_empty_fetches(
     consumer: AIOKafkaConsumer, pause: float = EMPTY_FETCH_PAUSE_SECONDS
 ) -> None:
-    """Make a started ``consumer`` wait at least ``pause`` s per fetch that returned nothing."""
+    """Make a started ``consumer`` wait at least ``pause`` s per fetch that returned nothing.
+
+    Raises :class:`FetchPacingUnavailable` when aiokafka no longer has the part this wraps: a
+    broker that needs pacing would otherwise have every idle consumer spin on it unnoticed.
+    """
     fetcher = getattr(consumer, "_fetcher", None)
+    if fetcher is None:
+        raise FetchPacingUnavailable("the consumer is not started: start it before pacing it")
     original = getattr(fetcher, "_proc_fetch_request", None)
-    if fetcher is None or original is None or getattr(original, "_kanalhub_paced", False):
-        return  # not started, another aiokafka layout, or already paced
+    if original is None:
+        raise FetchPacingUnavailable(
+            "aiokafka's fetcher has no _proc_fetch_request any more (its internals changed): "
+            "empty-fetch pacing cannot be applied; set KANALHUB_EMPTY_FETCH_PAUSE_SECONDS=0 "
+            "(a real Kafka broker needs none) or adapt services/plumbing/fetch_pacing.py"
+        )
+    if getattr(original, "_kanalhub_paced", False):
+        return  # already paced
 
     async def paced(assignment: Any, node_id: int, request: Any) -> bool:
         loop = asyncio.get_running_loop()

@@ -64,10 +64,19 @@ class HubSettings(BaseSettings):
     kafka_ssl_keyfile: Path | None = None
     kafka_ssl_key_password: SecretStr | None = None
     redis_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Workarounds for brokers weaker than Apache Kafka, off by default; the embedded launcher
+    # and the test fixtures turn them on for the broker that needs them
+    # (services/hub/embedded.py, ``KafkaBroker.client_settings``).
     # The outbox relay keeps what the broker acknowledged this long and sends it again after a
-    # publish failure or a relay restart: brokers that lose acknowledged records when they
-    # crash (noida) lose nothing of ours. 0 turns it off (replicated Kafka does not need it).
-    outbox_resend_window_seconds: float = Field(default=10.0, ge=0, le=3600)
+    # publish failure or a relay restart: a broker that loses acknowledged records when it
+    # crashes (noida, memory-only Tansu) then loses nothing of ours. Kafka keeps what it
+    # acknowledged (acks=all; replicated in production), so it needs no window.
+    outbox_resend_window_seconds: float = Field(default=0.0, ge=0, le=3600)
+    # A consumer's fetch that came back empty sooner than this is followed by the rest of it:
+    # noida answers an empty fetch at once, and an idle consumer would spin on it (Kafka holds
+    # an empty fetch for fetch_max_wait_ms itself). Patches a private part of aiokafka, and
+    # refuses to start rather than run unpaced if that part is gone (fetch_pacing.py).
+    empty_fetch_pause_seconds: float = Field(default=0.0, ge=0, le=1)
     # How long a consumer remembers an event id; longer than any redelivery we expect.
     dedupe_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     # This replica's stable name (a pod name, "embedded"). When set, consumers use static group

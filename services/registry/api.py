@@ -1,19 +1,15 @@
-"""The registry's HTTP routes: parse, authorise, call the domain and the store, map errors to
-problem+json. Reads are open; changes need the role ``registry:write``."""
+"""The registry's HTTP routes: parse the request, authorise, call a use case of
+``service.py`` and map its result (a response model of ``schemas.py``) or its refusal (a
+``domain.RegistryError``) to HTTP. Reads are open; changes need the role ``registry:write``."""
 
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from enum import StrEnum
-from typing import Annotated, Any
+from collections.abc import Awaitable
+from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
-from services.contracts.geography import COPENHAGEN, haversine_km
-from services.contracts.payloads.registry import EntryUpserted, ServiceUpserted, SiteUpserted
 from services.contracts.reference import (
     Administration,
     District,
@@ -22,35 +18,52 @@ from services.contracts.reference import (
     EntryType,
 )
 from services.plumbing.auth import RegistryWriter
-from services.plumbing.problems import (
-    FieldProblem,
-    Problem,
-    coordinate_problems,
-    problem_responses,
-)
+from services.plumbing.problems import FieldProblem, Problem, problem_responses
 from services.plumbing.problems import validation_problem as _invalid
-from services.registry import bulk, domain, hsds
-from services.registry.schemas import AuditRecord, EntryIn, PublicAuditRecord, ServiceIn, SiteIn
-from services.registry.store import (
-    AlreadyExists,
-    Kind,
-    NotFound,
-    Record,
-    RegistryStore,
-    StaleVersion,
+from services.registry.domain import (
+    AlreadyRetired,
+    ChangedMeanwhile,
+    EntryFilter,
+    IdTaken,
+    InvalidInput,
+    RecordNotFound,
+    RegistryError,
+    SiteInUse,
+    VersionStale,
 )
+from services.registry.schemas import (
+    AuditRecord,
+    ColocationReport,
+    CoverageReport,
+    EntryIn,
+    EntryOut,
+    HsdsExport,
+    ImportFormat,
+    ImportResult,
+    NearbyEntry,
+    PublicAuditRecord,
+    ServiceIn,
+    ServiceOut,
+    SiteIn,
+    SiteOut,
+)
+from services.registry.service import RegistryService
+from services.registry.store import Kind, RegistryStore
 
 router = APIRouter()
 
 WRITE_PROBLEMS = problem_responses(401, 403, 404, 409, 412, 413, 422, 428)
 
+T = TypeVar("T")
+Out = TypeVar("Out", ServiceOut, SiteOut, EntryOut)
 
-def _store(request: Request) -> RegistryStore:
+
+def _service(request: Request) -> RegistryService:
     store: RegistryStore = request.app.state.registry_store
-    return store
+    return RegistryService(store)
 
 
-StoreDep = Annotated[RegistryStore, Depends(_store)]
+ServiceDep = Annotated[RegistryService, Depends(_service)]
 IfMatch = Annotated[
     str | None,
     Header(description='The ETag of the version this change is based on, e.g. "3".'),
@@ -59,14 +72,6 @@ IfMatch = Annotated[
 
 def _etag(version: int) -> str:
     return f'"{version}"'
-
-
-def _body(record: Record[Any]) -> dict[str, Any]:
-    return {**record.state.model_dump(mode="json"), "retired": record.retired}
-
-
-def _respond(record: Record[Any], status: int = 200) -> JSONResponse:
-    return JSONResponse(_body(record), status_code=status, headers={"ETag": _etag(record.version)})
 
 
 def _expected_version(if_match: str | None) -> int:
@@ -94,153 +99,110 @@ def _stale(current: int | None) -> Problem:
     )
 
 
-def _contract_problems(error: ValidationError) -> list[FieldProblem]:
-    problems = []
-    for item in error.errors():
-        loc = [str(part) for part in item["loc"]]
-        message = str(item["msg"])
-        if not loc and "district" in message:
-            loc = ["district"]
-        problems.append(FieldProblem(field=".".join(["body", *loc]), message=message))
-    return problems
+def _problem(error: RegistryError) -> Problem:
+    """The problem+json answer for a use case's refusal."""
+    match error:
+        case InvalidInput():
+            return _invalid(error.problems)
+        case RecordNotFound():
+            return Problem(404, None, "Not Found", detail=f"No {error.kind} {error.agg_id}.")
+        case IdTaken():
+            return Problem(
+                409, "already-exists", "Already exists", detail=f"The {error.kind} id is taken."
+            )
+        case VersionStale():
+            return _stale(error.current)
+        case AlreadyRetired():
+            return Problem(409, "already-retired", "Already retired", detail="Nothing to retire.")
+        case SiteInUse():
+            return Problem(
+                409,
+                "site-in-use",
+                "Site in use",
+                detail=f"Close its entries first: {error.entry_ids}.",
+            )
+        case ChangedMeanwhile():
+            return Problem(
+                409,
+                "changed-meanwhile",
+                "Changed meanwhile",
+                detail="Records in the import changed while it was checked; nothing was "
+                "imported. Send it again.",
+            )
+    raise TypeError(f"no problem for {type(error).__name__}")  # a new error without a mapping
 
 
-async def _save(
-    store: RegistryStore,
-    kind: Kind,
-    agg_id: str,
-    change: Any,
-    *,
-    actor: str,
-    action: str,
-    expected_version: int | None,
-) -> Record[Any]:
+async def _run(call: Awaitable[T]) -> T:
+    """Await a use case, answering its refusal with the matching problem."""
     try:
-        return await store.save(
-            kind, agg_id, change, actor=actor, action=action, expected_version=expected_version
-        )
-    except NotFound:
-        raise Problem(404, None, "Not Found", detail=f"No {kind.value} {agg_id}.") from None
-    except AlreadyExists:
-        raise Problem(
-            409, "already-exists", "Already exists", detail=f"The {kind.value} id is taken."
-        ) from None
-    except StaleVersion as stale:
-        raise _stale(stale.current) from None
+        return await call
+    except RegistryError as error:
+        raise _problem(error) from None
 
 
-async def _read(store: RegistryStore, kind: Kind, agg_id: str) -> Record[Any]:
-    record = await store.get(kind, agg_id)
-    if record is None:
-        raise Problem(404, None, "Not Found", detail=f"No {kind.value} {agg_id}.")
+def _tagged(response: Response, record: Out) -> Out:
+    """``record`` with its version as the response's ETag."""
+    response.headers["ETag"] = _etag(record.version)
     return record
 
 
-def _refuse_if_retired(current: Record[Any] | None) -> Record[Any]:
-    """Retiring twice would publish a second retirement: refuse it (409)."""
-    assert current is not None  # the store only calls a change on an existing record here
-    if current.retired:
-        raise Problem(409, "already-retired", "Already retired", detail="Nothing to retire.")
-    return current
-
-
-def _next_version(current: Record[Any] | None) -> int:
-    return 1 if current is None else current.version + 1
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+def _same_id(path_id: str, body_id: str | None, field: str) -> None:
+    """A replaced record's id comes from the path; a body naming another one is refused."""
+    if body_id is not None and body_id != path_id:
+        raise _invalid([FieldProblem(field=f"body.{field}", message="differs from the path")])
 
 
 # --- catalogue services --------------------------------------------------------------------
 
 
 @router.get("/services", tags=["services"], summary="The service catalogue")
-async def list_services(store: StoreDep, include_retired: bool = False) -> list[dict[str, Any]]:
+async def list_services(registry: ServiceDep, include_retired: bool = False) -> list[ServiceOut]:
     """Every catalogue service, by code."""
-    return [_body(r) for r in await store.all(Kind.SERVICE) if include_retired or not r.retired]
+    return await registry.list_services(include_retired)
 
 
 @router.get("/services/{code}", tags=["services"], responses=problem_responses(404))
-async def get_service(code: str, store: StoreDep) -> JSONResponse:
+async def get_service(code: str, registry: ServiceDep, response: Response) -> ServiceOut:
     """One catalogue service, with its version as ETag."""
-    return _respond(await _read(store, Kind.SERVICE, code))
-
-
-def _service_change(body: ServiceIn, code: str) -> Any:
-    async def change(current: Record[Any] | None) -> Record[Any]:
-        try:
-            state = ServiceUpserted(
-                code=code,
-                version=_next_version(current),
-                name=body.name,
-                general_needs=body.general_needs,
-            )
-        except ValidationError as error:
-            raise _invalid(_contract_problems(error)) from None
-        return Record(state)
-
-    return change
+    return _tagged(response, await _run(registry.get_service(code)))
 
 
 @router.post("/services", tags=["services"], status_code=201, responses=WRITE_PROBLEMS)
-async def create_service(body: ServiceIn, store: StoreDep, editor: RegistryWriter) -> JSONResponse:
+async def create_service(
+    body: ServiceIn, registry: ServiceDep, editor: RegistryWriter, response: Response
+) -> ServiceOut:
     """Add a service to the catalogue (``code`` required)."""
-    if body.code is None:
-        raise _invalid([FieldProblem(field="body.code", message="Field required")])
-    record = await _save(
-        store,
-        Kind.SERVICE,
-        body.code,
-        _service_change(body, body.code),
-        actor=editor.actor,
-        action="created",
-        expected_version=None,
-    )
-    return _respond(record, 201)
+    return _tagged(response, await _run(registry.create_service(body, editor.actor)))
 
 
 @router.put("/services/{code}", tags=["services"], responses=WRITE_PROBLEMS)
 async def update_service(
-    code: str, body: ServiceIn, store: StoreDep, editor: RegistryWriter, if_match: IfMatch = None
-) -> JSONResponse:
+    code: str,
+    body: ServiceIn,
+    registry: ServiceDep,
+    editor: RegistryWriter,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ServiceOut:
     """Change a catalogue service; needs ``If-Match``."""
-    if body.code is not None and body.code != code:
-        raise _invalid([FieldProblem(field="body.code", message="differs from the path")])
-    record = await _save(
-        store,
-        Kind.SERVICE,
-        code,
-        _service_change(body, code),
-        actor=editor.actor,
-        action="updated",
-        expected_version=_expected_version(if_match),
+    _same_id(code, body.code, "code")
+    expected = _expected_version(if_match)
+    return _tagged(
+        response, await _run(registry.replace_service(code, body, expected, editor.actor))
     )
-    return _respond(record)
 
 
 @router.delete("/services/{code}", tags=["services"], responses=WRITE_PROBLEMS)
 async def retire_service(
-    code: str, store: StoreDep, editor: RegistryWriter, if_match: IfMatch = None
-) -> JSONResponse:
+    code: str,
+    registry: ServiceDep,
+    editor: RegistryWriter,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ServiceOut:
     """Retire a service: kept with its history, offered no more."""
-
-    async def change(current: Record[Any] | None) -> Record[Any]:
-        current = _refuse_if_retired(current)
-        return Record(
-            current.state.model_copy(update={"version": current.version + 1}), retired=True
-        )
-
-    record = await _save(
-        store,
-        Kind.SERVICE,
-        code,
-        change,
-        actor=editor.actor,
-        action="retired",
-        expected_version=_expected_version(if_match),
-    )
-    return _respond(record)
+    expected = _expected_version(if_match)
+    return _tagged(response, await _run(registry.retire_service(code, expected, editor.actor)))
 
 
 # --- sites ---------------------------------------------------------------------------------
@@ -248,122 +210,62 @@ async def retire_service(
 
 @router.get("/sites", tags=["sites"], summary="Sites, optionally of one district")
 async def list_sites(
-    store: StoreDep, district: District | None = None, include_retired: bool = False
-) -> list[dict[str, Any]]:
+    registry: ServiceDep, district: District | None = None, include_retired: bool = False
+) -> list[SiteOut]:
     """Every site (retired ones only when asked)."""
-    return [
-        _body(r)
-        for r in await store.all(Kind.SITE)
-        if (include_retired or not r.retired) and (district is None or r.state.district == district)
-    ]
+    return await registry.list_sites(district, include_retired)
 
 
 @router.get("/sites/{site_id}", tags=["sites"], responses=problem_responses(404))
-async def get_site(site_id: str, store: StoreDep) -> JSONResponse:
+async def get_site(site_id: str, registry: ServiceDep, response: Response) -> SiteOut:
     """One site, with its version as ETag."""
-    return _respond(await _read(store, Kind.SITE, site_id))
-
-
-def _site_change(body: SiteIn, site_id: str) -> Any:
-    async def change(current: Record[Any] | None) -> Record[Any]:
-        problems = coordinate_problems(body.latitude, body.longitude)
-        if problems:
-            raise _invalid(problems)
-        try:
-            state = SiteUpserted(
-                site_id=site_id,
-                version=_next_version(current),
-                **body.model_dump(exclude={"site_id"}),
-            )
-        except ValidationError as error:
-            raise _invalid(_contract_problems(error)) from None
-        return Record(state)
-
-    return change
+    return _tagged(response, await _run(registry.get_site(site_id)))
 
 
 @router.post("/sites", tags=["sites"], status_code=201, responses=WRITE_PROBLEMS)
-async def create_site(body: SiteIn, store: StoreDep, editor: RegistryWriter) -> JSONResponse:
+async def create_site(
+    body: SiteIn, registry: ServiceDep, editor: RegistryWriter, response: Response
+) -> SiteOut:
     """Add a site; its id is ``site_id`` from the body or a new one."""
-    site_id = body.site_id or _new_id("site")
-    record = await _save(
-        store,
-        Kind.SITE,
-        site_id,
-        _site_change(body, site_id),
-        actor=editor.actor,
-        action="created",
-        expected_version=None,
-    )
-    return _respond(record, 201)
+    return _tagged(response, await _run(registry.create_site(body, editor.actor)))
 
 
 @router.put("/sites/{site_id}", tags=["sites"], responses=WRITE_PROBLEMS)
 async def update_site(
-    site_id: str, body: SiteIn, store: StoreDep, editor: RegistryWriter, if_match: IfMatch = None
-) -> JSONResponse:
+    site_id: str,
+    body: SiteIn,
+    registry: ServiceDep,
+    editor: RegistryWriter,
+    response: Response,
+    if_match: IfMatch = None,
+) -> SiteOut:
     """Replace a site's state; needs ``If-Match``."""
-    if body.site_id is not None and body.site_id != site_id:
-        raise _invalid([FieldProblem(field="body.site_id", message="differs from the path")])
-    record = await _save(
-        store,
-        Kind.SITE,
-        site_id,
-        _site_change(body, site_id),
-        actor=editor.actor,
-        action="updated",
-        expected_version=_expected_version(if_match),
+    _same_id(site_id, body.site_id, "site_id")
+    expected = _expected_version(if_match)
+    return _tagged(
+        response, await _run(registry.replace_site(site_id, body, expected, editor.actor))
     )
-    return _respond(record)
 
 
 @router.delete("/sites/{site_id}", tags=["sites"], responses=WRITE_PROBLEMS)
 async def retire_site(
-    site_id: str, store: StoreDep, editor: RegistryWriter, if_match: IfMatch = None
-) -> JSONResponse:
+    site_id: str,
+    registry: ServiceDep,
+    editor: RegistryWriter,
+    response: Response,
+    if_match: IfMatch = None,
+) -> SiteOut:
     """Retire a site (kept with its history). Refused while entries that are not closed use it."""
     expected = _expected_version(if_match)
-    in_use = [
-        r.state.entry_id
-        for r in await store.all(Kind.ENTRY)
-        if r.state.site_id == site_id and r.state.status is not EntryStatus.CLOSED
-    ]
-    if in_use:
-        raise Problem(
-            409, "site-in-use", "Site in use", detail=f"Close its entries first: {in_use}."
-        )
-
-    async def change(current: Record[Any] | None) -> Record[Any]:
-        current = _refuse_if_retired(current)
-        return Record(
-            current.state.model_copy(update={"version": current.version + 1}), retired=True
-        )
-
-    record = await _save(
-        store,
-        Kind.SITE,
-        site_id,
-        change,
-        actor=editor.actor,
-        action="retired",
-        expected_version=expected,
-    )
-    return _respond(record)
+    return _tagged(response, await _run(registry.retire_site(site_id, expected, editor.actor)))
 
 
 # --- entries -------------------------------------------------------------------------------
 
 
-def _as_copenhagen(when: dt.datetime | None) -> dt.datetime | None:
-    # A time without an offset is what a citizen means on the clock in Copenhagen.
-    if when is None or when.tzinfo is not None:
-        return when
-    return when.replace(tzinfo=COPENHAGEN)
-
-
 @router.get("/entries", tags=["entries"], summary="Entries, filtered")
 async def list_entries(
-    store: StoreDep,
+    registry: ServiceDep,
     district: District | None = None,
     kind: EntryKind | None = None,
     administration: Administration | None = None,
@@ -374,64 +276,53 @@ async def list_entries(
         dt.datetime | None,
         Query(description="Only entries open at this time (no offset: Copenhagen time)."),
     ] = None,
-) -> list[dict[str, Any]]:
+) -> list[EntryOut]:
     """Entries matching every given filter, by id."""
-    query = domain.EntryFilter(
+    query = EntryFilter(
         district=district,
         kind=kind,
         administration=administration,
         entry_type=entry_type,
         service=service,
         status=status,
-        open_at=_as_copenhagen(open_at),
+        open_at=open_at,
     )
-    return [_body(r) for r in await store.all(Kind.ENTRY) if query.matches(r.state)]
+    return await registry.list_entries(query)
 
 
 @router.get("/entries/nearest", tags=["entries"], summary="Nearest entries offering a service")
 async def nearest_entries(
-    store: StoreDep,
+    registry: ServiceDep,
     latitude: Annotated[float, Query(ge=-90, le=90)],
     longitude: Annotated[float, Query(ge=-180, le=180)],
     service: str | None = None,
     open_at: dt.datetime | None = None,
     open_now: bool = False,
     limit: Annotated[int, Query(ge=1, le=50)] = 5,
-) -> list[dict[str, Any]]:
+) -> list[NearbyEntry]:
     """Open entries at a site, nearest first (great-circle distance, haversine), that offer
     ``service`` and, if asked, are open at ``open_at`` (or now)."""
-    when = dt.datetime.now(dt.UTC) if open_now else _as_copenhagen(open_at)
-    query = domain.EntryFilter(service=service, status=EntryStatus.OPEN, open_at=when)
-    sites = {r.state.site_id: r.state for r in await store.all(Kind.SITE) if not r.retired}
-    found = []
-    for record in await store.all(Kind.ENTRY):
-        entry = record.state
-        site = sites.get(entry.site_id)
-        if site is None or not query.matches(entry):
-            continue
-        distance = haversine_km(latitude, longitude, site.latitude, site.longitude)
-        found.append((distance, entry.entry_id, _body(record)))
-    found.sort(key=lambda item: (item[0], item[1]))
-    return [{"distance_km": round(d, 3), "entry": body} for d, _, body in found[:limit]]
+    return await registry.nearest_entries(
+        latitude, longitude, service=service, open_at=open_at, open_now=open_now, limit=limit
+    )
 
 
 @router.get("/entries/{entry_id}", tags=["entries"], responses=problem_responses(404))
-async def get_entry(entry_id: str, store: StoreDep) -> JSONResponse:
+async def get_entry(entry_id: str, registry: ServiceDep, response: Response) -> EntryOut:
     """One entry, with its version as ETag."""
-    return _respond(await _read(store, Kind.ENTRY, entry_id))
+    return _tagged(response, await _run(registry.get_entry(entry_id)))
 
 
 @router.get("/entries/{entry_id}/audit", tags=["entries"], responses=problem_responses(404))
-async def entry_audit(entry_id: str, store: StoreDep) -> list[PublicAuditRecord]:
+async def entry_audit(entry_id: str, registry: ServiceDep) -> list[PublicAuditRecord]:
     """What changed in the entry and when; oldest first.
 
     The route is public (the change history of open data), so it shows no actor (the model
     has no such field): who made each change is for editors, at
     ``GET /entries/{entry_id}/audit/actors`` (issue 19, item 2).
     """
-    await _read(store, Kind.ENTRY, entry_id)
-    trail = await store.audit(Kind.ENTRY, entry_id)
-    return [PublicAuditRecord.model_validate(record) for record in trail]
+    trail = await _run(registry.entry_audit(entry_id))
+    return [PublicAuditRecord.model_validate(record.model_dump()) for record in trail]
 
 
 @router.get(
@@ -441,115 +332,54 @@ async def entry_audit(entry_id: str, store: StoreDep) -> list[PublicAuditRecord]
     summary="The entry's audit trail with who made each change",
 )
 async def entry_audit_with_actors(
-    entry_id: str, store: StoreDep, _: RegistryWriter
+    entry_id: str, registry: ServiceDep, _: RegistryWriter
 ) -> list[AuditRecord]:
     """The full audit trail of an entry, oldest first, each change with its ``actor``: the
     editor's pseudonymous id, never the token's subject. Read-only, for editors
     (``registry:write``) who need to know who changed what; the public trail leaves ``actor``
     out."""
-    await _read(store, Kind.ENTRY, entry_id)
-    trail = await store.audit(Kind.ENTRY, entry_id)
-    return [AuditRecord.model_validate(record) for record in trail]
-
-
-async def _entry_problems(store: RegistryStore, body: EntryIn, entry_id: str) -> list[FieldProblem]:
-    live_sites = {r.state.site_id for r in await store.all(Kind.SITE) if not r.retired}
-    catalogue = {r.state.code for r in await store.all(Kind.SERVICE) if not r.retired}
-    entries = [r.state for r in await store.all(Kind.ENTRY)]
-    return domain.entry_problems(body, entry_id, live_sites, entries, catalogue, "body")
-
-
-def _entry_change(store: RegistryStore, body: EntryIn, entry_id: str) -> Any:
-    async def change(current: Record[Any] | None) -> Record[Any]:
-        # Every problem at once: the editor fixes them in one round.
-        problems = await _entry_problems(store, body, entry_id)
-        try:
-            state = EntryUpserted(
-                entry_id=entry_id,
-                version=_next_version(current),
-                **body.model_dump(exclude={"entry_id"}),
-            )
-        except ValidationError as error:
-            problems.extend(_contract_problems(error))
-        if problems:
-            raise _invalid(problems)
-        return Record(state)
-
-    return change
+    return await _run(registry.entry_audit(entry_id))
 
 
 @router.post("/entries", tags=["entries"], status_code=201, responses=WRITE_PROBLEMS)
-async def create_entry(body: EntryIn, store: StoreDep, editor: RegistryWriter) -> JSONResponse:
+async def create_entry(
+    body: EntryIn, registry: ServiceDep, editor: RegistryWriter, response: Response
+) -> EntryOut:
     """Add an entry; its id is ``entry_id`` from the body or a new one."""
-    entry_id = body.entry_id or _new_id("entry")
-    record = await _save(
-        store,
-        Kind.ENTRY,
-        entry_id,
-        _entry_change(store, body, entry_id),
-        actor=editor.actor,
-        action="created",
-        expected_version=None,
-    )
-    return _respond(record, 201)
+    return _tagged(response, await _run(registry.create_entry(body, editor.actor)))
 
 
 @router.put("/entries/{entry_id}", tags=["entries"], responses=WRITE_PROBLEMS)
 async def update_entry(
     entry_id: str,
     body: EntryIn,
-    store: StoreDep,
+    registry: ServiceDep,
     editor: RegistryWriter,
+    response: Response,
     if_match: IfMatch = None,
-) -> JSONResponse:
+) -> EntryOut:
     """Replace an entry's state; needs ``If-Match``."""
-    if body.entry_id is not None and body.entry_id != entry_id:
-        raise _invalid([FieldProblem(field="body.entry_id", message="differs from the path")])
-    record = await _save(
-        store,
-        Kind.ENTRY,
-        entry_id,
-        _entry_change(store, body, entry_id),
-        actor=editor.actor,
-        action="updated",
-        expected_version=_expected_version(if_match),
+    _same_id(entry_id, body.entry_id, "entry_id")
+    expected = _expected_version(if_match)
+    return _tagged(
+        response, await _run(registry.replace_entry(entry_id, body, expected, editor.actor))
     )
-    return _respond(record)
 
 
 @router.delete("/entries/{entry_id}", tags=["entries"], responses=WRITE_PROBLEMS)
 async def retire_entry(
-    entry_id: str, store: StoreDep, editor: RegistryWriter, if_match: IfMatch = None
-) -> JSONResponse:
+    entry_id: str,
+    registry: ServiceDep,
+    editor: RegistryWriter,
+    response: Response,
+    if_match: IfMatch = None,
+) -> EntryOut:
     """Retire an entry: status ``closed``, history kept, ``entry.retired`` published."""
-
-    async def change(current: Record[Any] | None) -> Record[Any]:
-        current = _refuse_if_retired(current)
-        state = current.state.model_copy(
-            update={"version": current.version + 1, "status": EntryStatus.CLOSED}
-        )
-        return Record(state, retired=True)
-
-    record = await _save(
-        store,
-        Kind.ENTRY,
-        entry_id,
-        change,
-        actor=editor.actor,
-        action="retired",
-        expected_version=_expected_version(if_match),
-    )
-    return _respond(record)
+    expected = _expected_version(if_match)
+    return _tagged(response, await _run(registry.retire_entry(entry_id, expected, editor.actor)))
 
 
 # --- bulk import ---------------------------------------------------------------------------
-
-
-class ImportFormat(StrEnum):
-    """The formats ``POST /import`` reads."""
-
-    JSON = "json"
-    CSV = "csv"
 
 
 @router.post(
@@ -557,6 +387,8 @@ class ImportFormat(StrEnum):
     tags=["import"],
     summary="Bulk import of sites and entries, all or nothing",
     responses=WRITE_PROBLEMS,
+    # An unchanged record has no version: the key is left out rather than sent as null.
+    response_model_exclude_none=True,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -569,84 +401,44 @@ class ImportFormat(StrEnum):
 )
 async def import_records(
     request: Request,
-    store: StoreDep,
+    registry: ServiceDep,
     editor: RegistryWriter,
     format: ImportFormat = ImportFormat.JSON,
     kind: Annotated[Kind | None, Query(description="For CSV: `site` or `entry` rows.")] = None,
     dry_run: bool = False,
-) -> dict[str, Any]:
+) -> ImportResult:
     """Create or replace sites and entries from JSON (``{"sites": [...], "entries": [...]}``)
     or CSV (``kind`` says which; columns in ``services/registry/bulk.py``). Validated as a
     whole: one bad line refuses everything with 422, each problem naming its line and field.
     ``dry_run=true`` answers what would change and changes nothing."""
     raw = await request.body()
-    try:
-        if format is ImportFormat.CSV:
-            if kind not in {Kind.SITE, Kind.ENTRY}:
-                raise bulk.ImportRefused(
-                    [FieldProblem(field="query.kind", message="site or entry for CSV")]
-                )
-            try:
-                text = raw.decode("utf-8-sig")
-            except UnicodeDecodeError:
-                raise bulk.ImportRefused(
-                    [FieldProblem(field="body", message="CSV must be UTF-8")]
-                ) from None
-            rows = bulk.parse_csv(text, kind)
-            sites, entries = (rows, []) if kind is Kind.SITE else ([], rows)
-        else:
-            sites, entries = bulk.parse_json(raw)
-        catalogue = {r.state.code for r in await store.all(Kind.SERVICE) if not r.retired}
-        plan = bulk.plan_import(
-            sites,
-            entries,
-            {r.state.site_id: r for r in await store.all(Kind.SITE)},
-            {r.state.entry_id: r for r in await store.all(Kind.ENTRY)},
-            catalogue,
-        )
-    except bulk.ImportRefused as refused:
-        raise _invalid(refused.problems) from None
-    if not dry_run:
-        try:
-            await store.save_many(plan.changes, actor=editor.actor, action="imported")
-        except StaleVersion:
-            raise Problem(
-                409,
-                "changed-meanwhile",
-                "Changed meanwhile",
-                detail="Records in the import changed while it was checked; nothing was "
-                "imported. Send it again.",
-            ) from None
-    return {"dry_run": dry_run, "changes": plan.summary}
+    return await _run(
+        registry.import_records(raw, format=format, kind=kind, dry_run=dry_run, actor=editor.actor)
+    )
 
 
 # --- open data -----------------------------------------------------------------------------
 
 
 @router.get("/export/hsds", tags=["open data"], summary="The catalogue as Open Referral HSDS 3")
-async def export_hsds(store: StoreDep) -> dict[str, Any]:
+async def export_hsds(registry: ServiceDep) -> HsdsExport:
     """Organizations (administrations), locations (sites) and services (entries, with their
     service_at_locations and schedules) in the HSDS 3 shape; retired records left out."""
-    return hsds.export(
-        [r.state for r in await store.all(Kind.SERVICE) if not r.retired],
-        [r.state for r in await store.all(Kind.SITE) if not r.retired],
-        [r.state for r in await store.all(Kind.ENTRY) if not r.retired],
-    )
+    return await registry.export_hsds()
 
 
 # --- reports -------------------------------------------------------------------------------
 
 
 @router.get("/reports/coverage", tags=["reports"], summary="Citizen-service entries per district")
-async def coverage(store: StoreDep) -> dict[str, object]:
+async def coverage(registry: ServiceDep) -> CoverageReport:
     """Per district, the open citizen-service entries (centre, KVIK point, mobile stop); and
     the districts that have none (the seeds' goal: at least one in each of the 10)."""
-    return domain.coverage_report(r.state for r in await store.all(Kind.ENTRY))
+    return await registry.coverage()
 
 
 @router.get("/reports/co-location", tags=["reports"], summary="Shared and shareable sites")
-async def colocation(store: StoreDep) -> dict[str, object]:
+async def colocation(registry: ServiceDep) -> ColocationReport:
     """Sites where several administrations have entries; per district, administrations with
     separate sites that could share one."""
-    sites = [r.state for r in await store.all(Kind.SITE) if not r.retired]
-    return domain.colocation_report(sites, (r.state for r in await store.all(Kind.ENTRY)))
+    return await registry.colocation()

@@ -1,5 +1,6 @@
 """Bulk import of sites and entries (JSON or CSV): validated as a whole, planned, then applied
-all or nothing. Pure functions; the API reads the current state and the store applies the plan.
+all or nothing. Pure functions; the import use case (``service.py``) reads the current state
+and the store applies the plan.
 
 Every problem names the line (the CSV line, header = line 1; for JSON the 1-based position in
 its array) and the field.

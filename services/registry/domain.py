@@ -1,5 +1,7 @@
-"""The registry's rules: validation of opening hours and entries, the entry filter, and the
-coverage and co-location reports. Pure functions on the contract's payload models; no I/O.
+"""The registry's rules: validation of opening hours and entries, the entry filter, the
+coverage and co-location reports, and the errors a use case refuses with (``service.py``
+raises them, ``api.py`` maps each to its problem). Pure functions on the contract's payload
+models; no I/O.
 
 Evaluating opening hours (holidays included), the reference geography and distance are the
 contract's (``services/contracts/opening_hours.py``, ``services/contracts/geography.py``): every
@@ -12,6 +14,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
+from services.contracts.geography import COPENHAGEN
 from services.contracts.opening_hours import is_open_at, minute_of_day
 from services.contracts.payloads.registry import (
     EntryUpserted,
@@ -26,7 +31,90 @@ from services.contracts.reference import (
     EntryStatus,
 )
 from services.plumbing.problems import FieldProblem
-from services.registry.schemas import EntryIn
+from services.registry.schemas import (
+    ColocationCandidate,
+    ColocationReport,
+    CoverageReport,
+    DistrictCoverage,
+    EntryIn,
+    SharedSite,
+)
+
+
+class RegistryError(Exception):
+    """A use case refused the request; ``api.py`` maps each kind to its problem."""
+
+
+class RecordNotFound(RegistryError):
+    """No record of that kind with that id."""
+
+    def __init__(self, kind: str, agg_id: str) -> None:
+        super().__init__(f"No {kind} {agg_id}.")
+        self.kind = kind
+        self.agg_id = agg_id
+
+
+class IdTaken(RegistryError):
+    """A create named an id that is taken."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"The {kind} id is taken.")
+        self.kind = kind
+
+
+class VersionStale(RegistryError):
+    """The record is not at the version the change was based on (``current``: its version,
+    None when a concurrent writer kept getting in first)."""
+
+    def __init__(self, current: int | None) -> None:
+        super().__init__(f"current version is {current}")
+        self.current = current
+
+
+class AlreadyRetired(RegistryError):
+    """Retiring twice would publish a second retirement."""
+
+
+class SiteInUse(RegistryError):
+    """A site cannot retire while entries that are not closed use it."""
+
+    def __init__(self, entry_ids: list[str]) -> None:
+        super().__init__(f"Close its entries first: {entry_ids}.")
+        self.entry_ids = entry_ids
+
+
+class ChangedMeanwhile(RegistryError):
+    """Records of an import changed while it was checked; nothing was imported."""
+
+
+class InvalidInput(RegistryError):
+    """The input breaks the rules; ``problems`` names every invalid field at once."""
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        super().__init__(f"{len(problems)} problems")
+        self.problems = problems
+
+
+def contract_problems(error: ValidationError) -> list[FieldProblem]:
+    """The fields of a request body the contract's payload model refused, as ``body.<field>``.
+
+    A model-level refusal (no location) that is about the district is put on ``district``."""
+    problems = []
+    for item in error.errors():
+        loc = [str(part) for part in item["loc"]]
+        message = str(item["msg"])
+        if not loc and "district" in message:
+            loc = ["district"]
+        problems.append(FieldProblem(field=".".join(["body", *loc]), message=message))
+    return problems
+
+
+def as_copenhagen(when: dt.datetime | None) -> dt.datetime | None:
+    """``when`` with Copenhagen as its zone if it has no offset."""
+    # A time without an offset is what a citizen means on the clock in Copenhagen.
+    if when is None or when.tzinfo is not None:
+        return when
+    return when.replace(tzinfo=COPENHAGEN)
 
 
 def opening_hour_problems(weekly: Sequence[WeeklyOpening], field: str) -> list[FieldProblem]:
@@ -90,7 +178,7 @@ class EntryFilter:
         )
 
 
-def coverage_report(entries: Iterable[EntryUpserted]) -> dict[str, object]:
+def coverage_report(entries: Iterable[EntryUpserted]) -> CoverageReport:
     """Per district, the open citizen-service entries, and the districts with none."""
     per_district: dict[District, list[str]] = {district: [] for district in District}
     for entry in entries:
@@ -100,23 +188,23 @@ def coverage_report(entries: Iterable[EntryUpserted]) -> dict[str, object]:
             and entry.district is not None
         ):
             per_district[entry.district].append(entry.entry_id)
-    return {
-        "districts": [
-            {
-                "district": district.value,
-                "name": district.display_name,
-                "citizen_service_entries": sorted(ids),
-                "covered": bool(ids),
-            }
+    return CoverageReport(
+        districts=[
+            DistrictCoverage(
+                district=district,
+                name=district.display_name,
+                citizen_service_entries=sorted(ids),
+                covered=bool(ids),
+            )
             for district, ids in per_district.items()
         ],
-        "missing": [district.value for district, ids in per_district.items() if not ids],
-    }
+        missing=[district for district, ids in per_district.items() if not ids],
+    )
 
 
 def colocation_report(
     sites: Sequence[SiteUpserted], entries: Iterable[EntryUpserted]
-) -> dict[str, object]:
+) -> ColocationReport:
     """Sites shared by several administrations, and per district the administrations that run
     entries at separate sites (candidates for sharing one)."""
     live = [e for e in entries if e.status is not EntryStatus.CLOSED and e.site_id is not None]
@@ -128,13 +216,13 @@ def colocation_report(
         admins_at[entry.site_id].add(entry.administration)
         entries_at[entry.site_id].append(entry.entry_id)
     shared = [
-        {
-            "site_id": site_id,
-            "name": site_by_id[site_id].name,
-            "district": site_by_id[site_id].district.value,
-            "administrations": sorted(a.value for a in admins),
-            "entries": sorted(entries_at[site_id]),
-        }
+        SharedSite(
+            site_id=site_id,
+            name=site_by_id[site_id].name,
+            district=site_by_id[site_id].district,
+            administrations=sorted(admins, key=lambda admin: admin.value),
+            entries=sorted(entries_at[site_id]),
+        )
         for site_id, admins in sorted(admins_at.items())
         if len(admins) > 1 and site_id in site_by_id
     ]
@@ -151,12 +239,12 @@ def colocation_report(
             solo.setdefault(admin.value, []).append(site_id)
         if len(solo) > 1:
             candidates.append(
-                {
-                    "district": district.value,
-                    "separate_sites": {admin: sorted(ids) for admin, ids in sorted(solo.items())},
-                }
+                ColocationCandidate(
+                    district=district,
+                    separate_sites={admin: sorted(ids) for admin, ids in sorted(solo.items())},
+                )
             )
-    return {"shared_sites": shared, "candidates": candidates}
+    return ColocationReport(shared_sites=shared, candidates=candidates)
 
 
 def entry_problems(

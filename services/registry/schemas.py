@@ -7,12 +7,21 @@ events can carry; the registry adds the id and the version.
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from typing import Annotated, Any, Self
 
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from services.contracts.payloads.base import Code, Codes, Id, Name, unique
-from services.contracts.payloads.registry import Address, OpeningException, StaffHelp, WeeklyOpening
+from services.contracts.payloads.registry import (
+    Address,
+    EntryUpserted,
+    OpeningException,
+    ServiceUpserted,
+    SiteUpserted,
+    StaffHelp,
+    WeeklyOpening,
+)
 from services.contracts.reference import (
     Administration,
     Coverage,
@@ -99,8 +108,105 @@ class AuditRecord(PublicAuditRecord):
     actor: str
 
 
+class ServiceOut(ServiceUpserted):
+    """A catalogue service as the API answers it: its state (the last event's payload) and
+    whether it is retired. Its ``version`` is also the response's ETag."""
+
+    retired: bool
+
+
+class SiteOut(SiteUpserted):
+    """A site as the API answers it: its state (the last event's payload) and whether it is
+    retired. Its ``version`` is also the response's ETag."""
+
+    retired: bool
+
+
+class EntryOut(EntryUpserted):
+    """An entry as the API answers it: its state (the last event's payload) and whether it is
+    retired. Its ``version`` is also the response's ETag."""
+
+    retired: bool
+
+
 class NearbyEntry(BaseModel):
     """An entry and how far its site is from the asked-for point."""
 
     distance_km: float
-    entry: dict[str, Any]
+    entry: EntryOut
+
+
+class ImportFormat(StrEnum):
+    """The formats ``POST /import`` reads."""
+
+    JSON = "json"
+    CSV = "csv"
+
+
+class ImportChange(BaseModel):
+    """What an import does (or would do) to one record."""
+
+    kind: str
+    """``site`` or ``entry``."""
+    id: str
+    action: str
+    """``created``, ``updated`` or ``unchanged``."""
+    version: int | None = None
+    """The record's version after the change; absent when ``unchanged``."""
+
+
+class ImportResult(BaseModel):
+    """The answer of ``POST /import``: per record what changed (or would, on a dry run)."""
+
+    dry_run: bool
+    changes: list[ImportChange]
+
+
+class HsdsExport(BaseModel):
+    """The registry as Open Referral HSDS 3 (``services/registry/hsds.py``): each item is an
+    HSDS object, valid against the schemas in ``services/registry/data/hsds``."""
+
+    organizations: list[dict[str, Any]]
+    locations: list[dict[str, Any]]
+    services: list[dict[str, Any]]
+
+
+class DistrictCoverage(BaseModel):
+    """One district's open citizen-service entries."""
+
+    district: District
+    name: str
+    citizen_service_entries: list[str]
+    covered: bool
+
+
+class CoverageReport(BaseModel):
+    """Per district, the open citizen-service entries; and the districts with none."""
+
+    districts: list[DistrictCoverage]
+    missing: list[District]
+
+
+class SharedSite(BaseModel):
+    """A site where several administrations have entries."""
+
+    site_id: str
+    name: str
+    district: District
+    administrations: list[Administration]
+    entries: list[str]
+
+
+class ColocationCandidate(BaseModel):
+    """A district where administrations run entries at separate sites of their own."""
+
+    district: District
+    separate_sites: dict[str, list[str]]
+    """Administration -> the sites only it uses there."""
+
+
+class ColocationReport(BaseModel):
+    """Shared sites, and per district the administrations that could share one."""
+
+    shared_sites: list[SharedSite]
+    candidates: list[ColocationCandidate]

@@ -10,11 +10,11 @@ Keys (under ``<prefix>:registry:``):
 
 Every change is one optimistic transaction: WATCH the record and ``generation``, check the
 version against the caller's ``If-Match``, validate (which reads other records: does the site
-exist, is the name free there), then MULTI: record + index + audit + the event into the outbox
-+ INCR generation, EXEC. Any other write in between makes EXEC fail (WatchError) and the change
-is read and validated again, so neither two writers holding the same version nor two creates
-of the same name at one site can both win. Registry writes are few; serialising them costs
-nothing that matters.
+exist, is the name free there), then MULTI: record + index + audit + the event (built by
+``events.py``) into the outbox + INCR generation, EXEC. Any other write in between makes EXEC
+fail (WatchError) and the change is read and validated again, so neither two writers holding
+the same version nor two creates of the same name at one site can both win. Registry writes
+are few; serialising them costs nothing that matters.
 """
 
 from __future__ import annotations
@@ -30,19 +30,13 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from services.contracts import EventType, new_event
+from services.contracts import CloudEvent
 from services.contracts.payloads.base import Payload
-from services.contracts.payloads.registry import (
-    EntryRetired,
-    EntryUpserted,
-    ServiceRetired,
-    ServiceUpserted,
-    SiteRetired,
-    SiteUpserted,
-)
+from services.contracts.payloads.registry import EntryUpserted, ServiceUpserted, SiteUpserted
 from services.plumbing.outbox import Outbox
 from services.plumbing.redis_replies import reply_text
 from services.plumbing.settings import HubSettings
+from services.registry.events import record_event
 
 # A write retried this often because others kept writing in between gives up with a 412.
 _ATTEMPTS = 10
@@ -64,34 +58,15 @@ class Kind(StrEnum):
 @dataclass(frozen=True)
 class _Spec:
     model: type[Payload]
-    retired_model: type[Payload]
-    upserted: EventType
-    retired: EventType
+    """The stored state: the upserted payload."""
     index: str
+    """The key of the set of ids."""
 
 
 SPECS: dict[Kind, _Spec] = {
-    Kind.SITE: _Spec(
-        SiteUpserted,
-        SiteRetired,
-        EventType.REGISTRY_SITE_UPSERTED,
-        EventType.REGISTRY_SITE_RETIRED,
-        "sites",
-    ),
-    Kind.ENTRY: _Spec(
-        EntryUpserted,
-        EntryRetired,
-        EventType.REGISTRY_ENTRY_UPSERTED,
-        EventType.REGISTRY_ENTRY_RETIRED,
-        "entries",
-    ),
-    Kind.SERVICE: _Spec(
-        ServiceUpserted,
-        ServiceRetired,
-        EventType.REGISTRY_SERVICE_UPSERTED,
-        EventType.REGISTRY_SERVICE_RETIRED,
-        "services",
-    ),
+    Kind.SITE: _Spec(SiteUpserted, "sites"),
+    Kind.ENTRY: _Spec(EntryUpserted, "entries"),
+    Kind.SERVICE: _Spec(ServiceUpserted, "services"),
 }
 
 StateT = TypeVar("StateT", bound=Payload)
@@ -203,15 +178,8 @@ class RegistryStore:
         counts = [await self.redis.scard(self.index_key(kind)) for kind in Kind]
         return not any(counts)
 
-    def _event(self, kind: Kind, record: Record[Any]) -> Any:
-        spec = SPECS[kind]
-        if record.retired:
-            state = record.state
-            retired = spec.retired_model.model_validate(
-                {field: getattr(state, field) for field in spec.retired_model.model_fields}
-            )
-            return new_event(spec.retired, retired, source=self.source)
-        return new_event(spec.upserted, record.state, source=self.source)
+    def _event(self, record: Record[Any]) -> CloudEvent[Any]:
+        return record_event(record.state, record.retired, self.source)
 
     async def save(
         self,
@@ -255,7 +223,7 @@ class RegistryStore:
                     pipe.set(key, new.dump())
                     pipe.sadd(self.index_key(kind), agg_id)
                     pipe.rpush(self.audit_key(kind, agg_id), json.dumps(audit))
-                    self.outbox.stage(pipe, self._event(kind, new))
+                    self.outbox.stage(pipe, self._event(new))
                     pipe.incr(self.generation_key)
                     await pipe.execute()
                     return new
@@ -299,7 +267,7 @@ class RegistryStore:
                     pipe.set(key, record.dump())
                     pipe.sadd(self.index_key(kind), agg_id)
                     pipe.rpush(self.audit_key(kind, agg_id), json.dumps(audit))
-                    self.outbox.stage(pipe, self._event(kind, record))
+                    self.outbox.stage(pipe, self._event(record))
                 pipe.incr(self.generation_key)
                 await pipe.execute()
             except WatchError:
@@ -335,7 +303,7 @@ class RegistryStore:
                         "changed": _changed(None, record.state),
                     }
                     pipe.rpush(self.audit_key(kind, agg_id), json.dumps(audit))
-                    self.outbox.stage(pipe, self._event(kind, record))
+                    self.outbox.stage(pipe, self._event(record))
                 pipe.incr(self.generation_key)
                 await pipe.execute()
             except WatchError:
@@ -348,9 +316,9 @@ class RegistryStore:
         Services first, then sites, then entries, so a fresh consumer meets what an entry
         refers to before the entry. Returns how many events were staged.
         """
-        events: list[Any] = []
+        events: list[CloudEvent[Any]] = []
         for kind in (Kind.SERVICE, Kind.SITE, Kind.ENTRY):
-            events.extend(self._event(kind, record) for record in await self.all(kind))
+            events.extend(self._event(record) for record in await self.all(kind))
         for start in range(0, len(events), batch):
             await self.outbox.publish(*events[start : start + batch])
         return len(events)

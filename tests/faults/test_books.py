@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 
 from services.hub.cluster import Cluster
 from services.hub.launcher import ServiceProcess
-from services.hub.simulate import Books, Endpoints, Simulator
+from services.hub.simulator.driver import Books, Endpoints, Simulator
 from tests.faults.proxy import Fault, FaultProxy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

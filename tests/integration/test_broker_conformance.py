@@ -1,6 +1,7 @@
 """Broker conformance: exactly what kanalhub relies on from a Kafka-protocol broker.
 
-Runs against both embedded candidates, noida-db and Tansu, with aiokafka only, on brokers of
+Runs against Apache Kafka (the reference: KRaft, one node) and both embedded candidates,
+noida-db and Tansu, with aiokafka only, on brokers of
 its own (not the session ``broker``), because some tests restart or kill them. The figures it
 measures are printed at the end of the module and recorded in
 docs/decisions/0001-embedded-broker.md. Where the two brokers differ (a restart, a crashed group
@@ -42,16 +43,20 @@ WITHIN = 30.0
 # What a clean restart (SIGTERM, start again on the same data dir) keeps, as observed:
 # noida-db stores topics, records and committed offsets on disk; this Tansu build keeps
 # everything in memory.
-KEEPS_DATA_OVER_RESTART = {"noida": True, "tansu": False}
+KEEPS_DATA_OVER_RESTART = {"kafka": True, "noida": True, "tansu": False}
 # Whether a fetch beyond the end of a partition is answered with OFFSET_OUT_OF_RANGE, which is
 # what makes auto_offset_reset="earliest" apply to a stale committed offset. Tansu answers it
 # with an empty record set and no error.
-RESETS_AN_OFFSET_BEYOND_THE_END = {"noida": True, "tansu": False}
+RESETS_AN_OFFSET_BEYOND_THE_END = {"kafka": True, "noida": True, "tansu": False}
 # Whether a member that dies without LeaveGroup is evicted after its session timeout. noida-db
 # 0.2.3 never evicts it: its partitions stay assigned to the dead member (and a new dynamic
 # member's join blocks) until a member with the same group_instance_id takes its place or
 # the broker restarts.
-EVICTS_CRASHED_MEMBERS = {"noida": False, "tansu": True}
+EVICTS_CRASHED_MEMBERS = {"kafka": True, "noida": False, "tansu": True}
+# Whether a SIGKILLed broker process loses records it acknowledged. Kafka appends every record
+# to its log file before it acknowledges it: the page cache outlives the process, so a killed
+# (not power-cut) broker keeps them all. noida-db snapshots about once a second.
+LOSES_ACKED_RECORDS_ON_SIGKILL = {"kafka": False, "noida": True, "tansu": True}
 
 # A group member in a child process, so that it can die without any cleanup (no LeaveGroup).
 # It prints how many partitions it owns whenever that changes.
@@ -576,12 +581,19 @@ async def test_a_clean_restart_keeps_or_forgets_topics_and_offsets_as_documented
     kbroker.start()
     restart = time.monotonic() - started
     topic_kept = topic in await list_topics(kbroker)
-    async with consumer(kbroker, group_id=group) as reader:
-        reader.assign(list(partitions_of(topic, 2)))
-        committed = {
-            tp.partition: await reader.committed(tp) for tp in sorted(partitions_of(topic, 2))
-        }
-    offsets_kept = sum(offset or 0 for offset in committed.values()) == 10
+    offsets_kept = False
+    deadline = time.monotonic() + (5 if not KEEPS_DATA_OVER_RESTART[kbroker.kind] else WITHIN)
+    # Kafka answers "no offset" until its group coordinator has loaded __consumer_offsets
+    # again, a moment after the broker answers metadata: ask until the offsets are back.
+    while not offsets_kept and time.monotonic() < deadline:
+        async with consumer(kbroker, group_id=group) as reader:
+            reader.assign(list(partitions_of(topic, 2)))
+            committed = {
+                tp.partition: await reader.committed(tp) for tp in sorted(partitions_of(topic, 2))
+            }
+        offsets_kept = sum(offset or 0 for offset in committed.values()) == 10
+        if not offsets_kept:
+            await asyncio.sleep(0.5)
     FIGURES[kbroker.kind]["clean restart (SIGTERM + start) took"] = f"{restart:.1f} s"
     FIGURES[kbroker.kind]["clean restart keeps topics / committed offsets"] = (
         f"{topic_kept} / {offsets_kept}"
@@ -654,7 +666,10 @@ async def test_sigkill_while_producing_loses_only_the_last_acked_records_or_all_
     FIGURES[kbroker.kind]["acked records surviving SIGKILL"] = (
         f"{len(survived)} of {len(acked)}{window}"
     )
-    if KEEPS_DATA_OVER_RESTART[kbroker.kind]:
+    if not LOSES_ACKED_RECORDS_ON_SIGKILL[kbroker.kind]:
+        assert lost_times == []
+        assert len(survived) == len(acked)
+    elif KEEPS_DATA_OVER_RESTART[kbroker.kind]:
         # noida-db writes a snapshot of its state about once a second: what was acknowledged
         # since the last one completed is lost, everything older is on disk.
         assert all(killed_at - at < 2.5 for at in lost_times)

@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from redis.asyncio import Redis
 
 from services.contracts import CloudEvent, Topic
-from services.hub.embedded import KafkaBroker, ValkeyProcess, free_port
+from services.hub.embedded import KafkaBroker, ValkeyProcess, client_env, free_port
 from services.plumbing.outbox import Outbox
 from services.plumbing.settings import DEVELOPMENT_JWT_SECRET, Environment, HubSettings
 from tests.factories import contact_recorded
@@ -88,6 +88,7 @@ def hub_env(broker: KafkaBroker, valkey: ValkeyProcess) -> dict[str, str]:
         "KANALHUB_SUBJECT_KEY": secrets.token_urlsafe(48),
         # production scrapes need the scrape token (docs/security.md, public surfaces)
         "KANALHUB_PROMETHEUS_TOKEN": SCRAPE_TOKEN,
+        **client_env(broker.client_settings()),
     }
 
 

@@ -66,11 +66,11 @@ async def test_a_request_not_taken_in_time_moves_to_the_contact_centre(
     body = _help()
     await kvik.client.post("/help", json=body, headers=kiosk)
     soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=10)
-    assert await kvik.service.escalate_once(soon) == 0
+    assert await kvik.service.help.escalate_once(soon) == 0
     late = dt.datetime.now(dt.UTC) + dt.timedelta(
         seconds=kvik.settings.help_escalate_after_seconds + 1
     )
-    moved = await asyncio.gather(*(kvik.service.escalate_once(late) for _ in range(2)))
+    moved = await asyncio.gather(*(kvik.service.help.escalate_once(late) for _ in range(2)))
     assert sum(moved) == 1
     assert (await kvik.client.get(f"/help/queues/{TEAM}", headers=kvik.staff)).json() == []
     centre = (await kvik.client.get("/help/queues/contact-centre", headers=kvik.staff)).json()

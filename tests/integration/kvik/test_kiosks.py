@@ -256,7 +256,9 @@ async def test_a_silent_kiosk_goes_offline_exactly_once_across_replicas_and_back
 ) -> None:
     await kvik.client.post(f"/kiosks/{KIOSK}/heartbeat", json=HEARTBEAT, headers=kiosk)
     later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=4)  # 4 silent 1 s intervals
-    flipped = await asyncio.gather(*(kvik.service.check_liveness_once(later) for _ in range(4)))
+    flipped = await asyncio.gather(
+        *(kvik.service.kiosks.check_liveness_once(later) for _ in range(4))
+    )
     assert sum(flipped) == 1
     assert (await kvik.client.get(f"/kiosks/{KIOSK}", headers=kvik.admin)).json()["online"] is False
     back = await kvik.client.post(f"/kiosks/{KIOSK}/heartbeat", json=HEARTBEAT, headers=kiosk)
@@ -274,7 +276,7 @@ async def test_a_kiosk_silent_for_less_than_three_intervals_stays_online(
 ) -> None:
     await kvik.client.post(f"/kiosks/{KIOSK}/heartbeat", json=HEARTBEAT, headers=kiosk)
     soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
-    assert await kvik.service.check_liveness_once(soon) == 0
+    assert await kvik.service.kiosks.check_liveness_once(soon) == 0
 
 
 async def test_a_kiosk_silent_while_its_entry_is_closed_stays_online(
@@ -283,4 +285,4 @@ async def test_a_kiosk_silent_while_its_entry_is_closed_stays_online(
     await kvik.client.post(f"/kiosks/{KIOSK}/heartbeat", json=HEARTBEAT, headers=kiosk)
     await kvik.apply(entry_event(version=2, hours={"weekly": [], "exceptions": []}))
     later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=10)
-    assert await kvik.service.check_liveness_once(later) == 0
+    assert await kvik.service.kiosks.check_liveness_once(later) == 0

@@ -84,7 +84,7 @@ async def test_a_poisoned_session_is_quarantined_and_another_kiosks_idle_session
 ) -> None:
     good, cpr, corrupt = await _poisoned_sessions(kvik)
     before = _counted("sweeper")
-    assert await kvik.service.sweep_once(_later(kvik)) == 1
+    assert await kvik.service.streaming.sweep_once(_later(kvik)) == 1
     store = kvik.service.store
     assert (await store.session(good))["state"] == "ended"
     events = await kvik.events(expect=3)  # two registrations and the abandoned session
@@ -101,7 +101,7 @@ async def test_a_poisoned_session_is_quarantined_and_another_kiosks_idle_session
     # Nothing quarantined ever holds the offending value.
     assert CPR_STEP not in json.dumps(held)
     # The next round has nothing left to fail on.
-    assert await kvik.service.sweep_once(_later(kvik)) == 0
+    assert await kvik.service.streaming.sweep_once(_later(kvik)) == 0
     assert _counted("sweeper") == before + 2
 
 
@@ -109,14 +109,14 @@ async def test_a_released_session_goes_back_to_the_sweeper_and_a_dropped_one_is_
     kvik: Kvik,
 ) -> None:
     _, cpr, corrupt = await _poisoned_sessions(kvik)
-    await kvik.service.sweep_once(_later(kvik))
+    await kvik.service.streaming.sweep_once(_later(kvik))
     store = kvik.service.store
     redis = kvik.runtime.redis
     # An operator mends the corrupt record and releases it; it is swept next round.
     await redis.hset(store.session_key(corrupt), mapping={"started_at": _at(3), "last_at_ms": "0"})
     assert await quarantine_release(kvik.settings, f"sweeper:{corrupt}")
     assert await redis.zscore(store.open_key, corrupt) is not None
-    assert await kvik.service.sweep_once(_later(kvik)) == 1
+    assert await kvik.service.streaming.sweep_once(_later(kvik)) == 1
     assert (await store.session(corrupt))["state"] == "ended"
     # The CPR-shaped one can only be dropped: its record goes with it.
     assert await quarantine_drop(kvik.settings, f"sweeper:{cpr}")
@@ -130,7 +130,7 @@ async def test_the_quarantine_command_lists_releases_and_drops(
     kvik: Kvik, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, cpr, corrupt = await _poisoned_sessions(kvik)
-    await kvik.service.sweep_once(_later(kvik))
+    await kvik.service.streaming.sweep_once(_later(kvik))
     monkeypatch.setenv("KANALHUB_REDIS_URL", kvik.hub.redis_url)
     monkeypatch.setenv("KANALHUB_KEY_PREFIX", kvik.hub.key_prefix)
     runner = CliRunner()
@@ -168,7 +168,7 @@ async def test_a_kiosk_whose_record_is_broken_is_quarantined_and_others_still_go
     await redis.zadd(store.seen_key, {BAD_KIOSK: to_ms(dt.datetime.now(dt.UTC))})
     before = _counted("liveness")
     later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=4)
-    assert await kvik.service.check_liveness_once(later) == 1
+    assert await kvik.service.kiosks.check_liveness_once(later) == 1
     view = await kvik.client.get(f"/kiosks/{GOOD_KIOSK}", headers=kvik.admin)
     assert view.json()["online"] is False
     held = await store.quarantined()
@@ -199,7 +199,7 @@ async def test_a_help_request_whose_record_breaks_the_move_is_quarantined_and_ot
     late = dt.datetime.now(dt.UTC) + dt.timedelta(
         seconds=kvik.settings.help_escalate_after_seconds + 1
     )
-    assert await kvik.service.escalate_once(late) == 1
+    assert await kvik.service.help.escalate_once(late) == 1
     centre = (await kvik.client.get("/help/queues/contact-centre", headers=kvik.staff)).json()
     assert [item["help_request_id"] for item in centre] == [good["help_request_id"]]
     held = await store.quarantined()

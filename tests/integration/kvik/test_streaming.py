@@ -127,9 +127,9 @@ async def test_two_sweepers_abandon_an_idle_session_exactly_once(
         headers=kiosk,
     )
     later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=kvik.settings.idle_timeout_seconds + 1)
-    abandoned = await asyncio.gather(*(kvik.service.sweep_once(later) for _ in range(2)))
+    abandoned = await asyncio.gather(*(kvik.service.streaming.sweep_once(later) for _ in range(2)))
     assert sorted(abandoned) == [0, 1]
-    assert await kvik.service.sweep_once(later) == 0
+    assert await kvik.service.streaming.sweep_once(later) == 0
     events = await kvik.events(expect=2)
     swept = [e for e in events if e.type is EventType.KVIK_SESSION_ABANDONED]
     assert len(swept) == 1
@@ -152,7 +152,7 @@ async def test_the_sweeper_leaves_a_session_with_recent_activity_alone(
         headers=kiosk,
     )
     soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=kvik.settings.idle_timeout_seconds / 2)
-    assert await kvik.service.sweep_once(soon) == 0
+    assert await kvik.service.streaming.sweep_once(soon) == 0
     state = await kvik.service.store.session(str(sid))
     assert state["state"] == "open"
 

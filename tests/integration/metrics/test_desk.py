@@ -21,7 +21,7 @@ from services.contracts import (
     ServiceUpserted,
     new_event,
 )
-from services.metrics import desk as desk_module
+from services.metrics import desk_csv
 from services.metrics.commands import rebuild
 from services.metrics.domain import today_in_copenhagen
 from services.metrics.settings import MetricsSettings
@@ -157,7 +157,7 @@ async def _put_day(
 
 
 def _csv(tickets: list[dict[str, Any]]) -> bytes:
-    columns = desk_module.CSV_COLUMNS
+    columns = desk_csv.CSV_COLUMNS
     lines = [",".join(columns)]
     lines += [",".join(ticket[c] or "" for c in columns) for ticket in tickets]
     return ("\n".join(lines) + "\n").encode()

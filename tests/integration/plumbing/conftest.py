@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from services.hub.embedded import DEFAULT_BROKER, KafkaBroker, free_port, make_broker
+from services.hub.embedded import REFERENCE_BROKER, KafkaBroker, free_port, make_broker
 from services.plumbing.settings import HubSettings
 from tests.integration.plumbing.support import Wiring, wired
 
@@ -24,7 +24,7 @@ async def wiring(hub_settings: HubSettings, redis_client: Redis) -> AsyncIterato
 @pytest.fixture
 def private_broker(tmp_path: Path) -> Iterator[KafkaBroker]:
     """A broker of the kind under test for this test alone, because the test stops it."""
-    kind = os.environ.get("KANALHUB_TEST_BROKER", DEFAULT_BROKER)
+    kind = os.environ.get("KANALHUB_TEST_BROKER", REFERENCE_BROKER)
     broker = make_broker(kind, free_port(), tmp_path / "broker")  # type: ignore[arg-type]
     broker.start()
     yield broker

@@ -4,6 +4,7 @@ is added)."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -42,9 +43,13 @@ def create_app(name: str, settings: Any) -> FastAPI:
 async def running_app(
     name: str, hub: HubSettings
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """The service's app with its lifespan running, and an in-process client for it."""
+    """The service's app with its lifespan running and connected to Kafka (``/readyz`` would
+    answer 503 before: creating the topics on Apache Kafka takes a moment), and an in-process
+    client for it."""
     app = create_app(name, service_settings(name, hub))
     async with app.router.lifespan_context(app):
+        runtime: ServiceRuntime = app.state.runtime
+        await asyncio.wait_for(runtime.kafka_connected.wait(), 60)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=f"http://{name}") as client:
             yield app, client

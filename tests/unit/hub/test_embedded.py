@@ -11,13 +11,16 @@ import pytest
 from services.hub.embedded import (
     BROKER_KINDS,
     DEFAULT_BROKER,
+    BrokerKind,
     ManagedProcess,
     PortInUseError,
     ValkeyProcess,
+    client_env,
     free_port,
     make_broker,
     port_in_use,
 )
+from services.plumbing.settings import HubSettings
 
 
 @pytest.fixture
@@ -101,3 +104,24 @@ def test_valkey_runs_in_the_foreground_with_an_aof_fsynced_on_every_write(tmp_pa
 
 def test_valkey_url_points_at_database_zero(tmp_path: Path) -> None:
     assert ValkeyProcess(6390, tmp_path).url == "redis://127.0.0.1:6390/0"
+
+
+def test_apache_kafka_needs_no_workaround_and_the_defaults_are_off(tmp_path: Path) -> None:
+    assert make_broker("kafka", 1, tmp_path).client_settings() == {}
+    defaults = HubSettings()
+    assert defaults.outbox_resend_window_seconds == 0
+    assert defaults.empty_fetch_pause_seconds == 0
+
+
+@pytest.mark.parametrize("kind", ["noida", "tansu"])
+def test_a_weaker_broker_turns_on_the_resend_window_and_fetch_pacing_in_its_services(
+    kind: BrokerKind, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_broker(kind, 1, tmp_path).client_settings()
+    assert settings["outbox_resend_window_seconds"] > 0
+    assert settings["empty_fetch_pause_seconds"] > 0
+    for name, value in client_env(settings).items():
+        monkeypatch.setenv(name, value)  # as a service process started by the launcher
+    read = HubSettings()
+    assert read.outbox_resend_window_seconds == settings["outbox_resend_window_seconds"]
+    assert read.empty_fetch_pause_seconds == settings["empty_fetch_pause_seconds"]

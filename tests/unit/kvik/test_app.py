@@ -81,3 +81,14 @@ async def test_a_store_that_does_not_answer_is_a_503_to_retry() -> None:
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1"
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_every_json_route_declares_its_response_model() -> None:
+    from fastapi.routing import APIRoute
+
+    from services.kvik.api import router
+
+    kvik = [route for route in router.routes if isinstance(route, APIRoute)]
+    untyped = {route.path for route in kvik if route.response_model is None}
+    assert len(kvik) == 17
+    assert untyped == {"/help/queues/{queue}/stream"}  # Server-Sent Events, not JSON

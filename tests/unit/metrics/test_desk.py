@@ -9,12 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from services.contracts import EntryKind, EntryStatus, HelpChannel
-from services.metrics.desk import (
-    CSV_COLUMNS,
-    DeskTicketIn,
-    accepts_desk_tickets,
-    parse_day_csv,
-)
+from services.metrics.desk_csv import CSV_COLUMNS, parse_day_csv
+from services.metrics.desk_intake import accepts_desk_tickets
+from services.metrics.desk_models import DeskTicketIn
 from services.metrics.store import RegistryEntry
 
 HEADER = ",".join(CSV_COLUMNS)

@@ -5,7 +5,7 @@ tests/integration/security/test_cpr_property.py)."""
 from __future__ import annotations
 
 from services.metrics.app import create_app
-from services.metrics.desk import DeskDayTicketIn
+from services.metrics.desk_models import DeskDayTicketIn
 from services.metrics.intake import IntakeLineIn
 from services.metrics.settings import MetricsSettings
 from services.plumbing.edge_models import EdgeModel

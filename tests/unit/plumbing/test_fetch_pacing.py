@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from services.plumbing.fetch_pacing import pace_empty_fetches
+import pytest
+
+from services.plumbing.fetch_pacing import FetchPacingUnavailable, pace_empty_fetches
 
 
 class FakeFetcher:
@@ -34,3 +36,24 @@ async def test_a_cancelled_empty_fetch_returns_at_once_instead_of_pausing() -> N
     done, _ = await asyncio.wait({task}, timeout=5)
     assert task in done
     assert task.result() is False
+
+
+class FakeChangedFetcher:
+    """Stands in for an aiokafka whose fetcher no longer has the coroutine pacing wraps."""
+
+    async def _fetch_requests_routine(self) -> None:
+        return None
+
+
+def test_pacing_an_aiokafka_whose_internals_changed_fails_loudly() -> None:
+    consumer = FakeConsumer()
+    consumer._fetcher = FakeChangedFetcher()  # type: ignore[assignment]
+    with pytest.raises(FetchPacingUnavailable, match="KANALHUB_EMPTY_FETCH_PAUSE_SECONDS=0"):
+        pace_empty_fetches(consumer)  # type: ignore[arg-type]
+
+
+def test_pacing_the_installed_aiokafka_finds_what_it_wraps() -> None:
+    # The real class, not a fake: an aiokafka upgrade that drops the coroutine fails here.
+    from aiokafka.consumer.fetcher import Fetcher
+
+    assert asyncio.iscoroutinefunction(Fetcher._proc_fetch_request)

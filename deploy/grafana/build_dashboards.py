@@ -1,7 +1,9 @@
 """The Grafana dashboards, as code (``grafana-foundation-sdk``, the build for Grafana 11.3).
 
-``kanalhub dashboards`` (or ``make dashboards``) writes one JSON file per dashboard into
-``deploy/grafana/dashboards/``, where the provisioning of the compose stack picks them up.
+A build-time tool, not part of the runtime package: ``make dashboards`` (``python
+deploy/grafana/build_dashboards.py``; ``--check`` only reports) writes one JSON file per
+dashboard into ``deploy/grafana/dashboards/``, where the provisioning of the compose stack picks
+them up. Its SDK is a dev dependency (pyproject.toml), installed where this runs.
 The files are checked in; ``tests/unit/deploy/test_dashboards.py`` fails when they differ from
 what this module generates, and ``tests/integration/deploy/test_panels_real_prometheus.py``
 runs every panel's query against a real Prometheus scraping a running hub.
@@ -23,7 +25,9 @@ and ``$service``.
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
@@ -1061,3 +1065,25 @@ def stale(root: Path = Path()) -> list[str]:
         if not (folder / name).is_file()
         or (folder / name).read_text(encoding="utf-8") != render(name)
     ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the dashboards (or, with ``--check``, list the stale ones); the exit status."""
+    parser = argparse.ArgumentParser(description="Regenerate deploy/grafana/dashboards/*.json.")
+    parser.add_argument("--root", type=Path, default=Path(), help="the repository root")
+    parser.add_argument(
+        "--check", action="store_true", help="only report files that differ; exit 1 if any"
+    )
+    args = parser.parse_args(argv)
+    if args.check:
+        differing = stale(args.root)
+        for name in differing:
+            print(f"out of date: {name} (run `make dashboards`)")
+        return 1 if differing else 0
+    for path in write(args.root):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

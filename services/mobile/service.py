@@ -1,6 +1,13 @@
-"""The steps every planning route shares: resolving a place, checking opening hours, building
-events and views, and saving visits through the store's atomic step with their problems mapped
-to problem+json. The routes in ``api.py`` compose these.
+"""The mobile service's use cases for visits: planning, changing and running them, and reading
+calendars; with the steps every planning use case shares (resolving a place, checking opening
+hours, saving through the store's atomic step). The other use cases build on these:
+``series.py`` (recurring visits), ``attendance.py`` (bookings, contacts, utilisation) and
+``suggestions.py`` (where to go next).
+
+Each use case reads and writes through :class:`~services.mobile.store.MobileStore`, applies the
+rules of ``domain.py`` and answers domain objects; it refuses with a
+:class:`~services.mobile.domain.Refusal` (or the store's ``VisitConflict`` / ``Contended``),
+which ``api.py`` maps to problem+json. Nothing here knows HTTP.
 """
 
 from __future__ import annotations
@@ -9,7 +16,8 @@ import datetime as dt
 import hashlib
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from services.contracts import (
     District,
@@ -22,25 +30,30 @@ from services.contracts import (
 from services.contracts.envelope import CloudEvent
 from services.contracts.geography import COPENHAGEN
 from services.mobile import domain
+from services.mobile.calendar_links import key_matches
 from services.mobile.domain import (
     CancelReason,
     HistoryRecord,
+    Invalid,
+    NotFound,
+    OutsideOpeningHours,
     OverrideRecord,
     Place,
     Series,
+    StateConflict,
     Visit,
     VisitStatus,
 )
 from services.mobile.metrics import OPENING_HOUR_OVERRIDES, PLANS_REFUSED
-from services.mobile.schemas import CompleteIn, PlanFields
-from services.mobile.store import Change, Contended, MobileStore, VisitConflict
-from services.plumbing.auth import Principal
-from services.plumbing.problems import (
-    FieldProblem,
-    Problem,
-    coordinate_problems,
-    validation_problem,
+from services.mobile.schemas import (
+    CompleteIn,
+    PlanFields,
+    VisitEdit,
+    VisitIn,
 )
+from services.mobile.store import Change, Decide, MobileStore, VisitConflict
+from services.plumbing.auth import Principal
+from services.plumbing.problems import FieldProblem, coordinate_problems
 
 
 def utc_now() -> dt.datetime:
@@ -48,42 +61,16 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def local_iso(when: dt.datetime) -> str:
-    """``when`` as ISO 8601 in Copenhagen local time, with its offset."""
-    return when.astimezone(COPENHAGEN).isoformat()
+T = TypeVar("T")
 
 
-def not_found(what: str) -> Problem:
-    """A 404 saying what was not found."""
-    return Problem(404, None, "Not Found", detail=f"No {what}.")
+@dataclass(frozen=True)
+class Saved(Generic[T]):
+    """What a create answers: the stored thing, and whether this request created it (False:
+    a retry of an earlier request, answered with what that one stored)."""
 
-
-def conflict_problem(conflict: domain.Conflict) -> Problem:
-    """A 409 naming the visit a plan collides with, and why."""
-    PLANS_REFUSED.labels(conflict.kind.value).inc()
-    return Problem(
-        409,
-        "visit-conflict",
-        "Visit conflict",
-        detail=conflict.describe(),
-        errors=[
-            FieldProblem(field="conflict.visit_id", message=conflict.visit_id),
-            FieldProblem(field="conflict.kind", message=conflict.kind.value),
-            FieldProblem(field="conflict.resource", message=conflict.resource),
-            FieldProblem(field="conflict.planned_visit_id", message=conflict.planned_visit_id),
-        ],
-    )
-
-
-def contended() -> Problem:
-    """A 503 for a change that lost the race to other writers too often."""
-    return Problem(
-        503,
-        "contended",
-        "Too many concurrent changes",
-        detail="Others kept changing the same staff or kit; nothing was saved. Try again.",
-        headers={"Retry-After": "1"},
-    )
+    value: T
+    created: bool
 
 
 def derived_id(prefix: str, subject: str, key: str | None) -> str:
@@ -97,50 +84,23 @@ def derived_id(prefix: str, subject: str, key: str | None) -> str:
     return f"{prefix}-{digest[:16]}"
 
 
-async def commit(store: MobileStore, ids: Sequence[str], decide: Any, **kw: Any) -> Change:
-    """Save through ``store.commit``, with conflicts and contention as problems."""
+async def commit(
+    store: MobileStore, ids: Sequence[str], decide: Decide, *, series_id: str | None = None
+) -> Change:
+    """Save through ``store.commit``, counting a refusal for a collision."""
     try:
-        return await store.commit(ids, decide, **kw)
+        return await store.commit(ids, decide, series_id=series_id)
     except VisitConflict as error:
-        raise conflict_problem(error.conflict) from None
-    except Contended:
-        raise contended() from None
+        PLANS_REFUSED.labels(error.conflict.kind.value).inc()
+        raise
 
 
-# --- views ---------------------------------------------------------------------------------
-
-
-def visit_view(visit: Visit, bookings: int | None = None) -> dict[str, Any]:
-    """A visit as the API shows it: times in Copenhagen local time with their offset."""
-    body = visit.model_dump(mode="json")
-    for name in ("starts_at", "ends_at", "started_at", "ended_at"):
-        value = getattr(visit, name)
-        body[name] = local_iso(value) if value is not None else None
-    if bookings is not None:
-        body["bookings"] = bookings
-    return body
-
-
-def public_visit_view(visit: Visit, bookings: int | None = None) -> dict[str, Any]:
-    """A visit as the public routes show it: :func:`visit_view` without any staff or actor id.
-
-    Where and when the mobile service comes is public; who works there, who planned a visit
-    and who overrode the opening hours is not, even as pseudonymous ids (issue 19, item 2).
-    """
-    body = visit_view(visit, bookings)
-    body.pop("staff", None)
-    body["history"] = [{k: v for k, v in h.items() if k != "by"} for h in body["history"]]
-    if body.get("override") is not None:
-        body["override"] = {k: v for k, v in body["override"].items() if k != "by"}
-    return body
-
-
-def public_series_view(series: Series, visits: Sequence[Visit]) -> dict[str, Any]:
-    """A series as the public route shows it: no staff or actor id in it or its visits."""
-    body = series_view(series, visits)
-    body["revisions"] = [{k: v for k, v in r.items() if k != "by"} for r in body["revisions"]]
-    body["visits"] = [public_visit_view(v) for v in sorted(visits, key=lambda v: v.starts_at)]
-    return body
+async def visit_or_not_found(store: MobileStore, visit_id: str) -> Visit:
+    """The visit, or :class:`NotFound`."""
+    visit = await store.visit(visit_id)
+    if visit is None:
+        raise NotFound(f"visit {visit_id}")
+    return visit
 
 
 def visit_event(kind: EventType, visit: Visit, source: str) -> CloudEvent:
@@ -218,8 +178,8 @@ async def check_opening(
     windows: Sequence[tuple[dt.datetime, dt.datetime]],
     override: bool,
 ) -> list[domain.OpeningCheck]:
-    """The opening-hours verdict of each window; refuses (422) windows outside the hours
-    unless the planner overrides explicitly."""
+    """The opening-hours verdict of each window; refuses (:class:`OutsideOpeningHours`)
+    windows outside the hours unless the planner overrides explicitly."""
     if place.site_id is None:
         return ["unknown"] * len(windows)
     entries = await store.entries_at(place.site_id)
@@ -227,18 +187,13 @@ async def check_opening(
     outside = [start for (start, _), c in zip(windows, checks, strict=True) if c == "outside"]
     if outside and not override:
         PLANS_REFUSED.labels("outside_opening_hours").inc()
-        days = ", ".join(sorted({local_iso(s)[:16] for s in outside})[:10])
-        raise Problem(
-            422,
-            "outside-opening-hours",
-            "Outside opening hours",
-            detail=f"{place.name} is not open for the whole visit ({days}). Send "
-            "override_opening_hours: true to plan it anyway; the override is recorded.",
-        )
+        raise OutsideOpeningHours(place.name, outside)
     return checks
 
 
-def override_record(check: domain.OpeningCheck, who: Principal, now: dt.datetime) -> Any:
+def override_record(
+    check: domain.OpeningCheck, who: Principal, now: dt.datetime
+) -> OverrideRecord | None:
     """The record of an opening-hours override, when the window is outside them."""
     return OverrideRecord(by=who.actor, at=now) if check == "outside" else None
 
@@ -280,6 +235,11 @@ class Replay(Exception):
         self.visit = visit
 
 
+def already_exists(what: str) -> StateConflict:
+    """The refusal of a create whose id is taken by something else."""
+    return StateConflict("already-exists", "Already exists", f"The {what} id is taken.")
+
+
 def apply_edit(
     visit: Visit,
     who: Principal,
@@ -300,6 +260,10 @@ def apply_edit(
     return visit.model_copy(update=updates)
 
 
+def _changed_meanwhile(what: str) -> StateConflict:
+    return StateConflict("changed-meanwhile", "Changed meanwhile", what)
+
+
 async def save_edits(
     store: MobileStore,
     who: Principal,
@@ -310,14 +274,14 @@ async def save_edits(
     series: Series | None = None,
 ) -> list[Visit]:
     """Validate edited visits (window, opening hours) and save them atomically, as long as no
-    one changed them since they were read (else 409)."""
+    one changed them since they were read (else a ``changed-meanwhile`` refusal)."""
     now = utc_now()
     problems: list[FieldProblem] = []
     for visit in edits:
         prefix = "body" if len(edits) == 1 else f"visits[{visit.visit_id}]"
         problems.extend(domain.window_problems(visit.starts_at, visit.ends_at, now, prefix))
     if problems:
-        raise validation_problem(problems)
+        raise Invalid(problems)
     final = []
     for visit in edits:
         (check,) = await check_opening(
@@ -336,11 +300,8 @@ async def save_edits(
         # The series revision is based on the version read; a concurrent edit of the series
         # must not be overwritten silently.
         if series is not None and (stored is None or stored.version != series.version - 1):
-            raise Problem(
-                409,
-                "changed-meanwhile",
-                "Changed meanwhile",
-                detail=f"Series {series.series_id} changed while this edit was checked.",
+            raise _changed_meanwhile(
+                f"Series {series.series_id} changed while this edit was checked."
             )
         if all(current.get(v.visit_id) == v for v in final) and (
             series is None or stored == series
@@ -351,11 +312,8 @@ async def save_edits(
         for visit_id, version in based_on.items():
             seen = current.get(visit_id)
             if seen is None or seen.version != version:
-                raise Problem(
-                    409,
-                    "changed-meanwhile",
-                    "Changed meanwhile",
-                    detail=f"Visit {visit_id} changed while this edit was checked; send it again.",
+                raise _changed_meanwhile(
+                    f"Visit {visit_id} changed while this edit was checked; send it again."
                 )
         events = [visit_event(EventType.MOBILE_VISIT_PLANNED, v, store.source) for v in final]
         return Change(final, events, series=series)
@@ -368,13 +326,12 @@ async def save_edits(
 
 
 def require_editable(visit: Visit) -> None:
-    """Refuse (409) changes to a visit that has started, ended or was cancelled."""
+    """Refuse changes to a visit that has started, ended or was cancelled."""
     if visit.status not in domain.EDITABLE:
-        raise Problem(
-            409,
+        raise StateConflict(
             "invalid-transition",
             "Visit cannot change",
-            detail=f"A {visit.status.value} visit cannot be edited.",
+            f"A {visit.status.value} visit cannot be edited.",
         )
 
 
@@ -397,7 +354,7 @@ def transition_change(
         for visit_id in visit_ids:
             visit = current[visit_id]
             if visit is None:
-                raise not_found(f"visit {visit_id}")
+                raise NotFound(f"visit {visit_id}")
             if request is not None and any(h.request == request for h in visit.history):
                 # This very step was taken already (a client retry with the same key, or our
                 # own retry after a lost EXEC reply): answer it and change nothing.
@@ -407,12 +364,10 @@ def transition_change(
             if not domain.can_transition(visit.status, target):
                 if skip_invalid:
                     continue  # "this and following" leaves visits that already ran alone
-                raise Problem(
-                    409,
+                raise StateConflict(
                     "invalid-transition",
                     "Invalid transition",
-                    detail=f"Visit {visit_id} is {visit.status.value}; it cannot become "
-                    f"{target.value}.",
+                    f"Visit {visit_id} is {visit.status.value}; it cannot become {target.value}.",
                 )
             updates: dict[str, Any] = {
                 "status": target,
@@ -435,7 +390,7 @@ def transition_change(
                 )
                 ended = domain.as_copenhagen(actual.ended_at) if actual and actual.ended_at else now
                 if ended <= started:
-                    raise validation_problem(
+                    raise Invalid(
                         [FieldProblem(field="body.ended_at", message="must be after the start")]
                     )
                 updates["started_at"] = started.astimezone(dt.UTC)
@@ -453,6 +408,141 @@ def transition_change(
         return change
 
     return decide
+
+
+# --- visits --------------------------------------------------------------------------------
+
+
+async def _new_visit(
+    store: MobileStore,
+    body: VisitIn,
+    place: Place,
+    starts: dt.datetime,
+    ends: dt.datetime,
+    planner: Principal,
+    idempotency_key: str | None,
+    now: dt.datetime,
+) -> Visit:
+    """A new visit as planned from ``body`` (its opening-hours check recorded)."""
+    (check,) = await check_opening(store, place, [(starts, ends)], body.override_opening_hours)
+    return Visit(
+        visit_id=body.visit_id or derived_id("visit", planner.actor, idempotency_key),
+        version=1,
+        place=place,
+        starts_at=starts.astimezone(dt.UTC),
+        ends_at=ends.astimezone(dt.UTC),
+        staff=body.staff,
+        kit=body.kit,
+        services=body.services,
+        slots=body.slots,
+        drop_ins=body.drop_ins,
+        opening_hours=check,
+        override=override_record(check, planner, now),
+        history=(
+            HistoryRecord(at=now, by=planner.actor, action="planned", status=VisitStatus.PLANNED),
+        ),
+    )
+
+
+async def plan_visit(
+    store: MobileStore, body: VisitIn, planner: Principal, idempotency_key: str | None
+) -> Saved[Visit]:
+    """Plan a visit; the same ``visit_id`` (or key) with the same plan answers the stored one."""
+    now = utc_now()
+    starts, ends = domain.as_copenhagen(body.starts_at), domain.as_copenhagen(body.ends_at)
+    problems = domain.window_problems(starts, ends, now)
+    place = await resolve_place(store, body, problems)
+    if problems:
+        raise Invalid(problems)
+    visit = await _new_visit(store, body, place, starts, ends, planner, idempotency_key, now)
+    visit_id = visit.visit_id
+
+    def decide(current: dict[str, Visit | None], _: Series | None) -> Change:
+        existing = current[visit_id]
+        if existing is not None:
+            if existing.plan_of() == visit.plan_of():
+                raise Replay(existing)
+            raise already_exists("visit")
+        return Change([visit], [visit_event(EventType.MOBILE_VISIT_PLANNED, visit, store.source)])
+
+    try:
+        await commit(store, [visit_id], decide)
+    except Replay as replay:
+        return Saved(replay.visit, created=False)
+    count_overrides([], [visit])
+    return Saved(visit, created=True)
+
+
+async def log_held_visit(
+    store: MobileStore, body: VisitIn, planner: Principal, idempotency_key: str | None
+) -> Saved[Visit]:
+    """Log a visit that already took place, stored as completed (``visit.planned`` and
+    ``visit.completed`` staged); the same id with the same visit answers the stored one."""
+    now = utc_now()
+    starts, ends = domain.as_copenhagen(body.starts_at), domain.as_copenhagen(body.ends_at)
+    problems = domain.held_window_problems(starts, ends, now)
+    place = await resolve_place(store, body, problems)
+    if problems:
+        raise Invalid(problems)
+    planned = await _new_visit(store, body, place, starts, ends, planner, idempotency_key, now)
+    visit_id = planned.visit_id
+    visit = planned.model_copy(
+        update={
+            "version": 2,
+            "status": VisitStatus.COMPLETED,
+            "started_at": planned.starts_at,
+            "ended_at": planned.ends_at,
+            "history": (
+                *planned.history,
+                HistoryRecord(
+                    at=now, by=planner.actor, action="completed", status=VisitStatus.COMPLETED
+                ),
+            ),
+        }
+    )
+
+    def decide(current: dict[str, Visit | None], _: Series | None) -> Change:
+        existing = current[visit_id]
+        if existing is not None:
+            if existing.plan_of() == visit.plan_of() and existing.status is visit.status:
+                raise Replay(existing)
+            raise already_exists("visit")
+        return Change(
+            [visit],
+            [
+                visit_event(EventType.MOBILE_VISIT_PLANNED, planned, store.source),
+                visit_event(EventType.MOBILE_VISIT_COMPLETED, visit, store.source),
+            ],
+        )
+
+    try:
+        await commit(store, [visit_id], decide)
+    except Replay as replay:
+        return Saved(replay.visit, created=False)
+    count_overrides([], [visit])
+    return Saved(visit, created=True)
+
+
+async def edit_visit(
+    store: MobileStore, visit_id: str, body: VisitEdit, planner: Principal
+) -> Visit:
+    """Change a planned or confirmed visit, with the checks of planning."""
+    visit = await visit_or_not_found(store, visit_id)
+    require_editable(visit)
+    edited = apply_edit(
+        visit,
+        planner,
+        utc_now(),
+        starts_at=domain.as_copenhagen(body.starts_at) if body.starts_at else None,
+        ends_at=domain.as_copenhagen(body.ends_at) if body.ends_at else None,
+        fields=body.model_dump(
+            include={"staff", "kit", "services", "slots", "drop_ins"}, exclude_none=True
+        ),
+    )
+    (saved,) = await save_edits(
+        store, planner, [edited], {visit_id: visit.version}, body.override_opening_hours
+    )
+    return saved
 
 
 async def take_step(
@@ -478,22 +568,46 @@ async def take_step(
     return change.visits[0]
 
 
-def series_view(series: Series, visits: Sequence[Visit]) -> dict[str, Any]:
-    """A series as the API shows it: rule, skipped dates, revisions and visits."""
-    body = series.model_dump(mode="json", exclude={"occurrences", "skipped"})
-    body["skipped"] = [{"date": d.isoformat(), "reason": r} for d, r in series.skipped]
-    body["visits"] = [visit_view(v) for v in sorted(visits, key=lambda v: v.starts_at)]
-    return body
+# --- calendars -----------------------------------------------------------------------------
 
 
-def same_series(stored: Series, new: Series) -> bool:
-    """Whether ``new`` is the request that created ``stored`` (same rule, start, exceptions)."""
-    fields = {"rrule", "first_starts_at", "duration_minutes", "cancelled", "moved"}
-    return stored.model_dump(include=fields) == new.model_dump(include=fields) and set(
-        stored.occurrences.values()
-    ) == set(new.occurrences.values())
+def date_range(
+    start: dt.date | None, end: dt.date | None, *, default_past: int, default_future: int
+) -> tuple[dt.datetime, dt.datetime]:
+    """``[start, end)`` as Copenhagen midnights; absent ends default to so many days from
+    today."""
+    today = utc_now().astimezone(COPENHAGEN).date()
+    first = start or today - dt.timedelta(days=default_past)
+    last = end or today + dt.timedelta(days=default_future)
+    if last <= first:
+        raise Invalid([FieldProblem(field="query.end", message="must be after start")])
+    return (
+        dt.datetime.combine(first, dt.time(), COPENHAGEN),
+        dt.datetime.combine(last, dt.time(), COPENHAGEN),
+    )
 
 
-def occurrence_id(series_id: str, day: dt.date) -> str:
-    """The visit id of a series occurrence: the series id and the rule date."""
-    return f"{series_id[:60]}-{day:%Y%m%d}"
+async def calendar(
+    store: MobileStore,
+    kind: str,
+    target: str,
+    start: dt.date | None,
+    end: dt.date | None,
+    *,
+    default_past: int,
+    default_future: int,
+) -> list[Visit]:
+    """The visits of a staff member, place or district (``kind``) in a range of local days."""
+    since, until = date_range(start, end, default_past=default_past, default_future=default_future)
+    return await store.calendar(kind, target, since, until)
+
+
+async def require_link_key(
+    store: MobileStore, signing_key: bytes, staff_id: str, key: str | None
+) -> None:
+    """:class:`NotFound` unless ``key`` is the current key of the staff calendar's address:
+    the same answer for a wrong, old or missing key, so the feed never confirms that a staff
+    id exists."""
+    generation = await store.calendar_link_generation(staff_id)
+    if not key_matches(signing_key, staff_id, generation, key):
+        raise NotFound("calendar at this address")

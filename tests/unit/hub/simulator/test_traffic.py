@@ -1,9 +1,10 @@
-"""The traffic model of ``kanalhub simulate``."""
+"""The traffic model of ``kanalhub simulate`` (services/hub/simulator/traffic.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -12,13 +13,15 @@ from services.contracts import DeskTicket as DeskTicketContract
 from services.contracts import District, HelpChannel, SessionOutcome, TicketOutcome
 from services.contracts.geography import COPENHAGEN
 from services.contracts.opening_hours import public_holiday
-from services.hub.simulation import (
+from services.hub.simulator.traffic import (
     GENERAL_NEEDS,
     SERVICE_MIX,
     SPECIAL_NEEDS,
     DayPlan,
     OpenPlace,
     contacts_on,
+    ending_at,
+    kiosk_session,
     plan_day,
     target_share,
 )
@@ -161,7 +164,7 @@ def test_special_needs_are_done_digitally_less_often_than_general_needs() -> Non
 
 def test_the_simulations_needs_groups_are_the_registry_catalogues() -> None:
     seed = json.loads(
-        (Path(__file__).parents[3] / "services/registry/data/copenhagen.json").read_text()
+        (Path(__file__).parents[4] / "services/registry/data/copenhagen.json").read_text()
     )
     general = {s["code"] for s in seed["services"] if s["general_needs"]}
     assert set(GENERAL_NEEDS) <= general
@@ -184,3 +187,28 @@ def test_every_simulated_ticket_is_one_the_contract_takes() -> None:
                 outcome=ticket.outcome,
             )
             assert ticket.ended_at.astimezone(COPENHAGEN).date() == day
+
+
+def test_a_generated_kiosk_session_is_one_of_the_given_services_and_lasts_2_to_15_minutes() -> None:
+    rng = random.Random(3)
+    started = dt.datetime(2026, 3, 2, 10, tzinfo=COPENHAGEN)
+    sessions = [kiosk_session(rng, started, ("passport", "tax")) for _ in range(500)]
+    assert {s.service for s in sessions} == {"passport", "tax"}
+    assert all(s.started_at == started for s in sessions)
+    lengths = [(s.ended_at - s.started_at).total_seconds() for s in sessions]
+    assert min(lengths) >= 120
+    assert max(lengths) <= 900
+    completed = sum(1 for s in sessions if s.outcome is SessionOutcome.COMPLETED)
+    assert 0.83 < completed / len(sessions) < 0.95  # 89 % in the model
+    referred = [s for s in sessions if s.outcome is SessionOutcome.REFERRED]
+    assert referred
+    assert all(s.referred_to == "counter" for s in referred)
+
+
+def test_a_session_moved_to_end_now_keeps_its_length_and_id() -> None:
+    session = kiosk_session(random.Random(5), dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC))
+    end = dt.datetime(2026, 3, 9, 14, 30, tzinfo=dt.UTC)
+    moved = ending_at(session, end)
+    assert moved.ended_at == end
+    assert moved.ended_at - moved.started_at == session.ended_at - session.started_at
+    assert moved.session_id == session.session_id

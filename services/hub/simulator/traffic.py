@@ -1,6 +1,8 @@
 """The traffic model of ``kanalhub simulate``: how many citizens reach the municipality, on
 which channel and for what, day by day, for each of Copenhagen's 10 districts. Pure functions,
-deterministic for a seed; ``simulate`` sends the result to the running hub.
+deterministic for a seed; :mod:`~services.hub.simulator.driver` sends the result to the running
+hub. :func:`kiosk_session` is the one generator of KVIK sessions: the day plans, the live
+kiosks (:mod:`~services.hub.simulator.live`) and the benchmarks all take theirs from it.
 
 Where the proportions come from (docs/simulation.md says the same):
 
@@ -27,11 +29,13 @@ Where the proportions come from (docs/simulation.md says the same):
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import math
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from services.contracts import ContactMode, District, HelpChannel, SessionOutcome, TicketOutcome
@@ -280,31 +284,43 @@ def _sessions(
         entry = rng.choice(entries)
         minute = rng.triangular(opens * 60, closes * 60, (opens + 3) * 60)
         started = dt.datetime.combine(day, dt.time(), COPENHAGEN) + dt.timedelta(minutes=minute)
-        length = dt.timedelta(minutes=rng.uniform(2, 15))
-        draw = rng.random()
-        outcome = (
-            SessionOutcome.ABANDONED
-            if draw < 0.08
-            else SessionOutcome.REFERRED
-            if draw < 0.11
-            else SessionOutcome.COMPLETED
-        )
-        helped = rng.random() < 0.15
-        sessions[entry].append(
-            KioskSession(
-                session_id=str(_uuid(rng)),
-                service=rng.choice(KIOSK_SERVICES),
-                started_at=started.astimezone(dt.UTC),
-                ended_at=(started + length).astimezone(dt.UTC),
-                steps=("choose_service", "log_in", "confirm"),
-                outcome=outcome,
-                help=rng.choice((HelpChannel.VIDEO, HelpChannel.PHONE))
-                if helped
-                else HelpChannel.NONE,
-                referred_to="counter" if outcome is SessionOutcome.REFERRED else None,
-            )
-        )
+        sessions[entry].append(kiosk_session(rng, started))
     return sessions
+
+
+def kiosk_session(
+    rng: random.Random, started: dt.datetime, services: Sequence[str] = KIOSK_SERVICES
+) -> KioskSession:
+    """A KVIK session that started at ``started`` (aware): 2-15 minutes long, 8 % abandoned,
+    3 % referred to the counter, 15 % with staff help by video or phone, one of ``services``.
+    Deterministic for the state of ``rng``."""
+    length = dt.timedelta(minutes=rng.uniform(2, 15))
+    draw = rng.random()
+    outcome = (
+        SessionOutcome.ABANDONED
+        if draw < 0.08
+        else SessionOutcome.REFERRED
+        if draw < 0.11
+        else SessionOutcome.COMPLETED
+    )
+    helped = rng.random() < 0.15
+    return KioskSession(
+        session_id=str(_uuid(rng)),
+        service=rng.choice(services),
+        started_at=started.astimezone(dt.UTC),
+        ended_at=(started + length).astimezone(dt.UTC),
+        steps=("choose_service", "log_in", "confirm"),
+        outcome=outcome,
+        help=rng.choice((HelpChannel.VIDEO, HelpChannel.PHONE)) if helped else HelpChannel.NONE,
+        referred_to="counter" if outcome is SessionOutcome.REFERRED else None,
+    )
+
+
+def ending_at(session: KioskSession, end: dt.datetime) -> KioskSession:
+    """``session`` moved so that it ends at ``end``, its length unchanged (a live kiosk posts a
+    session when it ends; the hub refuses sessions from the future)."""
+    length = session.ended_at - session.started_at
+    return dataclasses.replace(session, started_at=end - length, ended_at=end)
 
 
 def _uuid(rng: random.Random) -> str:

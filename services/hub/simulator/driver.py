@@ -1,5 +1,6 @@
-"""``kanalhub simulate``: drive the running hub with the traffic of ``simulation`` through the
-services' own HTTP APIs, as the kiosks and the external channel systems would.
+"""``kanalhub simulate``: drive the running hub with the traffic of
+:mod:`~services.hub.simulator.traffic` through the services' own HTTP APIs, as the kiosks and
+the external channel systems would.
 
 - KVIK: one simulated kiosk per open KVIK point of the registry (registered with a
   ``kvik:admin`` token; its device token rotated if it already exists), each day's sessions
@@ -12,7 +13,9 @@ services' own HTTP APIs, as the kiosks and the external channel systems would.
   (``POST /visits/held``), and its contacts recorded one by one with their own times.
 
 ``replay`` sends a period (a whole year by default) as fast as the hub accepts it; ``realtime``
-posts today's traffic as it happens, for the demo. The books of a run - contacts the services
+posts today's traffic as it happens, for the demo; the live kiosks
+(:mod:`~services.hub.simulator.live`, ``kanalhub simulate --kiosks N``) post sessions at a
+chosen rate and go offline now and then. The books of a run - contacts the services
 accepted with a 2xx - are returned, so a caller (the fault suite, the benchmark) can compare them
 with what the metrics service counted.
 
@@ -38,13 +41,15 @@ import httpx
 
 from services.contracts import District, SessionOutcome, TicketOutcome
 from services.contracts.geography import COPENHAGEN
-from services.hub.simulation import (
+from services.hub.simulator.traffic import (
+    KIOSK_SERVICES,
     DayPlan,
     DeskTicket,
     IntakeLine,
     KioskSession,
     MobileVisit,
     OpenPlace,
+    ending_at,
     plan_day,
 )
 from services.plumbing.auth import mint_token
@@ -129,6 +134,8 @@ class Kiosk:
     entry_id: str
     district: District
     token: str
+    services: tuple[str, ...] = KIOSK_SERVICES
+    """What citizens do at this kiosk."""
 
 
 class Simulator:
@@ -141,14 +148,18 @@ class Simulator:
         seed: int = 2026,
         timeout: float = 60.0,
         patience: float = 300.0,
+        http: httpx.AsyncClient | None = None,
     ) -> None:
         """``timeout``: how long one request waits for its answer; ``patience``: how long a
-        request is retried without a definitive answer before the simulator gives up."""
+        request is retried without a definitive answer before the simulator gives up;
+        ``http``: a client to send through instead of its own (a test's, to an app in
+        process), left open by :meth:`close`."""
         self._settings = settings
         self._endpoints = endpoints or Endpoints()
         self._seed = seed
         self._patience = patience
-        self._http = httpx.AsyncClient(timeout=timeout)
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(timeout=timeout)
         self._admin = self._bearer("simulator-admin", "kvik:admin")
         self._ingest = self._bearer("simulator-intake", "metrics:ingest")
         self._queue = self._bearer("simulator-queue-system", "metrics:desk")
@@ -161,37 +172,60 @@ class Simulator:
     def _bearer(self, subject: str, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {mint_token(self._settings, subject, [role])}"}
 
-    async def close(self) -> None:
-        """Close the HTTP connections."""
-        await self._http.aclose()
+    @property
+    def endpoints(self) -> Endpoints:
+        """Where the services answer."""
+        return self._endpoints
 
-    async def set_up_kiosks(self) -> dict[District, list[str]]:
-        """A kiosk at every open KVIK point; returns the KVIK entries per district."""
+    async def close(self) -> None:
+        """Close the HTTP connections (unless the client was handed in)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def kvik_points(self) -> list[dict[str, Any]]:
+        """The open KVIK points, as the registry's API answers them."""
         response = await self._request(
             "GET",
             f"{self._endpoints.registry}/entries",
             params={"kind": "kvik_point", "status": "open"},
         )
+        points: list[dict[str, Any]] = response.json()
+        return points
+
+    async def set_up_kiosks(self) -> dict[District, list[str]]:
+        """A kiosk at every open KVIK point; returns the KVIK entries per district."""
         entries: dict[District, list[str]] = {}
-        for entry in response.json():
+        for entry in await self.kvik_points():
             entry_id, district = entry["entry_id"], District(entry["district"])
             kiosk_id = f"sim-{entry_id}"[:64]
-            # Registered by an earlier run - or by an earlier attempt whose answer was lost:
-            # either way a new token (the last one handed out is the one that works).
-            created = await self._request(
-                "POST",
-                f"{self._endpoints.kvik}/kiosks",
-                json={"kiosk_id": kiosk_id, "entry_id": entry_id},
-                headers=self._admin,
-                accept=(409,),
-            )
-            if created.status_code == 409:
-                created = await self._request(
-                    "POST", f"{self._endpoints.kvik}/kiosks/{kiosk_id}/token", headers=self._admin
-                )
-            self.kiosks[entry_id] = Kiosk(kiosk_id, entry_id, district, created.json()["token"])
+            token = await self.register_kiosk(kiosk_id, entry_id)
+            self.kiosks[entry_id] = Kiosk(kiosk_id, entry_id, district, token)
             entries.setdefault(district, []).append(entry_id)
         return entries
+
+    async def register_kiosk(self, kiosk_id: str, entry_id: str) -> str:
+        """Register ``kiosk_id`` at ``entry_id``; its device token."""
+        # Registered by an earlier run - or by an earlier attempt whose answer was lost:
+        # either way a new token (the last one handed out is the one that works).
+        created = await self._request(
+            "POST",
+            f"{self._endpoints.kvik}/kiosks",
+            json={"kiosk_id": kiosk_id, "entry_id": entry_id},
+            headers=self._admin,
+            accept=(409,),
+        )
+        if created.status_code == 409:
+            created = await self._request(
+                "POST", f"{self._endpoints.kvik}/kiosks/{kiosk_id}/token", headers=self._admin
+            )
+        token: str = created.json()["token"]
+        return token
+
+    async def post_once(self, url: str, body: dict[str, Any], token: str) -> httpx.Response:
+        """POST ``body`` with a kiosk's device ``token``, once: a live kiosk that gets no
+        answer keeps the session in its backlog rather than retrying at once."""
+        self.books.requests += 1
+        return await self._http.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
 
     async def set_up_places(self) -> None:
         """The open citizen-service centres and mobile stops of the registry."""
@@ -324,7 +358,7 @@ class Simulator:
         while True:
             response = await self._post(
                 f"{self._endpoints.kvik}/sessions/batch",
-                {"sessions": [session_body(kiosk, s) for s in waiting]},
+                {"sessions": [session_body(kiosk.kiosk_id, s) for s in waiting]},
                 {"Authorization": f"Bearer {kiosk.token}"},
             )
             again: list[KioskSession] = []
@@ -475,9 +509,7 @@ class Simulator:
                 # re-timed to end now: the hub refuses sessions and tickets from the future
                 now = dt.datetime.now(dt.UTC)
                 if isinstance(item, KioskSession):
-                    length = item.ended_at - item.started_at
-                    session = dataclasses.replace(item, started_at=now - length, ended_at=now)
-                    await self._upload(self.kiosks[entry_id], [session], today)
+                    await self._upload(self.kiosks[entry_id], [ending_at(item, now)], today)
                 else:
                     await self._desk_ticket(entry_id, retimed_ticket(item, now), today)
             while visits and visits[0].ends_at <= clock and visits[0].ends_at <= now_utc():
@@ -521,11 +553,11 @@ def ticket_body(ticket: DeskTicket, with_id: bool = True) -> dict[str, Any]:
     return {"ticket_id": ticket.ticket_id, **body} if with_id else body
 
 
-def session_body(kiosk: Kiosk, session: KioskSession) -> dict[str, Any]:
-    """The kvik service's JSON body for ``session`` posted by ``kiosk``."""
+def session_body(kiosk_id: str, session: KioskSession) -> dict[str, Any]:
+    """The kvik service's JSON body for ``session`` posted by the kiosk ``kiosk_id``."""
     body: dict[str, Any] = {
         "session_id": session.session_id,
-        "kiosk_id": kiosk.kiosk_id,
+        "kiosk_id": kiosk_id,
         "service": session.service,
         "started_at": session.started_at.isoformat(),
         "ended_at": session.ended_at.isoformat(),
