@@ -3,9 +3,9 @@ copy seeded through the real consumer path, and a reader of what reached the kvi
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from uuid import uuid4
@@ -13,18 +13,19 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 
-from services.contracts import CloudEvent, EventType, Topic, decode_event, new_event
+from services.contracts import CloudEvent, EventType, Topic, new_event
 from services.contracts.payloads.registry import EntryUpserted, ServiceUpserted
 from services.kvik.app import create_app
 from services.kvik.events import handlers
 from services.kvik.service import KvikService
 from services.kvik.settings import KvikSettings
-from services.plumbing.auth import mint_token
 from services.plumbing.runtime import ServiceRuntime
 from services.plumbing.settings import HubSettings
+from tests.support.apps import running_app
+from tests.support.tokens import auth, bearer
+from tests.support.topics import events_after, events_on
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
 ENTRY_ID = "kvik-test"
@@ -85,14 +86,10 @@ def service_event(code: str, version: int = 1) -> CloudEvent:
     return new_event(EventType.REGISTRY_SERVICE_UPSERTED, payload, source="/kanalhub/registry")
 
 
-def auth(settings: HubSettings, *roles: str, subject: str = "admin-7f3a") -> dict[str, str]:
-    """An Authorization header with a development token carrying ``roles``."""
-    return {"Authorization": f"Bearer {mint_token(settings, subject, roles)}"}
-
-
-def bearer(token: str) -> dict[str, str]:
-    """The Authorization header of a kiosk's device token."""
-    return {"Authorization": f"Bearer {token}"}
+ADMIN = "admin-7f3a"
+"""The subject of the fixture's admin token."""
+STAFF = "staff-a1b2c3d4"
+"""The subject of the fixture's staff token."""
 
 
 def session_body(kiosk: str, **overrides: Any) -> dict[str, Any]:
@@ -157,32 +154,14 @@ class Kvik:
         token: str = response.json()["token"]
         return token
 
-    async def events(self, expect: int, quiet: float = 0.5) -> list[CloudEvent]:
-        """Everything on this test's kvik topic: at least ``expect`` events, then whatever
-        arrives within ``quiet`` seconds more (so "exactly one" can be checked)."""
-        await asyncio.wait_for(self.runtime.kafka_connected.wait(), 30)
-        consumer = AIOKafkaConsumer(
-            self.hub.topic(Topic.KVIK),
-            bootstrap_servers=self.hub.kafka_bootstrap,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            group_id=None,
-        )
-        await consumer.start()
-        found: list[CloudEvent] = []
-        try:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 30
-            while len(found) < expect and loop.time() < deadline:
-                batch = await consumer.getmany(timeout_ms=300)
-                found.extend(decode_event(r.value) for rs in batch.values() for r in rs)
-            quiet_until = loop.time() + quiet
-            while loop.time() < quiet_until:
-                batch = await consumer.getmany(timeout_ms=100)
-                found.extend(decode_event(r.value) for rs in batch.values() for r in rs)
-        finally:
-            await consumer.stop()
-        return found
+    async def events(self, expect: int) -> list[CloudEvent]:
+        """The events on this test's kvik topic once ``expect`` of them are there."""
+        return await events_on(self.hub, Topic.KVIK, expect)
+
+    async def events_after(self, seen: list[CloudEvent]) -> list[CloudEvent]:
+        """The events beyond ``seen`` that reach the kvik topic within the absence window (a
+        test asserting that nothing more is published expects none)."""
+        return await events_after(self.hub, Topic.KVIK, seen)
 
     async def snapshot(self) -> dict[str, Any]:
         """Everything a refused request must leave untouched: every kvik key but the rate
@@ -226,25 +205,24 @@ def kvik_settings(hub: HubSettings, **overrides: Any) -> KvikSettings:
     return KvikSettings(**values)
 
 
+@asynccontextmanager
 async def running(settings: KvikSettings) -> AsyncIterator[Kvik]:
-    """A started kvik app on ``settings`` and a client for it."""
+    """A started kvik app on ``settings``, connected to Kafka, and a client for it."""
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://kvik") as client:
-            yield Kvik(
-                app,
-                client,
-                settings,
-                auth(settings.hub, "kvik:admin"),
-                auth(settings.hub, "kvik:staff", subject="staff-a1b2c3d4"),
-            )
+    async with running_app(app, "kvik") as client:
+        yield Kvik(
+            app,
+            client,
+            settings,
+            auth(settings.hub, "kvik:admin", subject=ADMIN),
+            auth(settings.hub, "kvik:staff", subject=STAFF),
+        )
 
 
 @pytest.fixture
 async def kvik(hub_settings: HubSettings) -> AsyncIterator[Kvik]:
     """A kvik app with the catalogue and one open KVIK point copied from registry events."""
-    async for app in running(kvik_settings(hub_settings)):
+    async with running(kvik_settings(hub_settings)) as app:
         await app.seed()
         yield app
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.kvik.conftest import Kvik, bearer, session_body
+from tests.integration.kvik.conftest import Kvik, session_body
+from tests.support.tokens import bearer
 
 pytestmark = pytest.mark.integration
 

@@ -55,6 +55,7 @@ async def test_taking_a_request_measures_the_wait_and_publishes_it_answered(
     events = await kvik.events(expect=3)
     answered = [e for e in events if e.type is EventType.KVIK_HELP_ANSWERED]
     assert len(answered) == 1
+    assert await kvik.events_after(events) == []
     data = answered[0].data
     wait = (data.answered_at - data.requested_at).total_seconds()  # type: ignore[attr-defined]
     assert wait == pytest.approx(taken.json()["wait_seconds"], abs=0.002)

@@ -14,14 +14,14 @@ from services.plumbing.auth import hash_device_token
 from services.plumbing.pseudonyms import pseudonymous_id
 from services.plumbing.settings import HubSettings
 from tests.integration.kvik.conftest import (
+    ADMIN,
     Kvik,
-    auth,
-    bearer,
     entry_event,
     kvik_settings,
     running,
     session_body,
 )
+from tests.support.tokens import auth, bearer
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,10 @@ async def test_a_registry_writer_cannot_touch_a_kiosk_or_its_token(
     token = await kvik.register(KIOSK)
     before = await kvik.snapshot()
     response = await kvik.client.request(
-        method, path, json={"entry_id": "kvik-test"}, headers=auth(kvik.hub, "registry:write")
+        method,
+        path,
+        json={"entry_id": "kvik-test"},
+        headers=auth(kvik.hub, "registry:write", subject=ADMIN),
     )
     assert response.status_code == 403
     assert "kvk_" not in response.text
@@ -77,7 +80,9 @@ async def test_a_registry_writer_cannot_touch_a_kiosk_or_its_token(
 
 async def test_registration_needs_an_admin_role(kvik: Kvik) -> None:
     response = await kvik.client.post(
-        "/kiosks", json={"entry_id": "kvik-test"}, headers=auth(kvik.hub, "metrics:read")
+        "/kiosks",
+        json={"entry_id": "kvik-test"},
+        headers=auth(kvik.hub, "metrics:read", subject=ADMIN),
     )
     assert response.status_code == 403
 
@@ -193,7 +198,7 @@ async def test_an_unknown_token_is_refused(kvik: Kvik) -> None:
 async def strict(hub_settings: HubSettings) -> AsyncIterator[Kvik]:
     """A kvik app whose kiosks may make 3 requests at once and one every 100 s after."""
     settings = kvik_settings(hub_settings, rate_burst=3, rate_per_second=0.01)
-    async for app in running(settings):
+    async with running(settings) as app:
         await app.seed()
         yield app
 
@@ -240,6 +245,7 @@ async def test_the_first_heartbeat_brings_a_kiosk_online_once(
     assert (first.json()["came_online"], second.json()["came_online"]) == (True, False)
     events = await kvik.events(expect=2)
     assert [e.type for e in events].count(EventType.KVIK_KIOSK_ONLINE) == 1
+    assert await kvik.events_after(events) == []
 
 
 async def test_a_kiosk_may_not_send_heartbeats_for_another(

@@ -11,7 +11,8 @@ from uuid import uuid4
 import pytest
 
 from services.plumbing.pseudonyms import pseudonymous_id
-from tests.integration.kvik.conftest import Kvik, auth
+from tests.integration.kvik.conftest import Kvik
+from tests.support.tokens import auth
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,8 @@ from services.contracts import EventType
 from services.hub.cli import app as cli
 from services.kvik.commands import quarantine_drop, quarantine_list, quarantine_release
 from services.kvik.store import to_ms
-from tests.integration.kvik.conftest import Kvik, bearer
+from tests.integration.kvik.conftest import Kvik
+from tests.support.tokens import bearer
 
 pytestmark = pytest.mark.integration
 
@@ -90,6 +91,7 @@ async def test_a_poisoned_session_is_quarantined_and_another_kiosks_idle_session
     events = await kvik.events(expect=3)  # two registrations and the abandoned session
     swept = [e for e in events if e.type is EventType.KVIK_SESSION_ABANDONED]
     assert [e.data.model_dump(mode="json")["session_id"] for e in swept] == [good]
+    assert await kvik.events_after(events) == []
     # The bad ones are out of the sweeper's set, in the quarantine with a reason, counted.
     assert await kvik.runtime.redis.zscore(store.open_key, cpr) is None
     assert await kvik.runtime.redis.zscore(store.open_key, corrupt) is None

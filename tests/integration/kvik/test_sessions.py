@@ -10,7 +10,8 @@ from uuid import uuid4
 import pytest
 
 from services.contracts import EventType
-from tests.integration.kvik.conftest import ENTRY_ID, Kvik, bearer, entry_event, session_body
+from tests.integration.kvik.conftest import ENTRY_ID, Kvik, entry_event, session_body
+from tests.support.tokens import bearer
 
 pytestmark = pytest.mark.integration
 
@@ -29,6 +30,7 @@ async def test_a_session_is_recorded_with_its_district_and_its_event_arrives_onc
     events = await kvik.events(expect=2)  # the kiosk's registration and the session
     sessions = [e for e in events if e.type is EventType.KVIK_SESSION_COMPLETED]
     assert len({e.id for e in sessions}) == 1
+    assert await kvik.events_after(events) == []
     assert str(sessions[0].id) == first.json()["event_id"]
     assert sessions[0].data.model_dump(mode="json")["entry_id"] == ENTRY_ID
 
@@ -72,6 +74,7 @@ async def test_concurrent_retries_of_one_session_record_it_once(
     assert len({r.json()["event_id"] for r in responses}) == 1
     events = await kvik.events(expect=2)
     assert sum(e.type is EventType.KVIK_SESSION_COMPLETED for e in events) == 1
+    assert await kvik.events_after(events) == []
 
 
 @pytest.mark.parametrize(
@@ -107,6 +110,7 @@ async def test_a_batch_answers_per_item_and_a_retried_batch_counts_once(
     assert sorted(e.data.model_dump()["session_id"] for e in recorded) == sorted(
         item["session_id"] for item in good
     )
+    assert await kvik.events_after(events) == []
 
 
 async def test_one_session_twice_in_a_batch_is_recorded_once(

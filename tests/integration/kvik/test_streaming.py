@@ -45,6 +45,7 @@ async def test_a_streamed_session_publishes_one_event_with_its_steps_in_order(
     events = await kvik.events(expect=2)
     sessions = [e for e in events if e.type is EventType.KVIK_SESSION_COMPLETED]
     assert len(sessions) == 1
+    assert await kvik.events_after(events) == []
     data = sessions[0].data.model_dump(mode="json")
     assert (data["steps"], data["help"]) == (["choose_service", "identify", "form"], "video")
 
@@ -133,6 +134,7 @@ async def test_two_sweepers_abandon_an_idle_session_exactly_once(
     events = await kvik.events(expect=2)
     swept = [e for e in events if e.type is EventType.KVIK_SESSION_ABANDONED]
     assert len(swept) == 1
+    assert await kvik.events_after(events) == []
     assert swept[0].data.model_dump(mode="json")["steps"] == ["identify"]
     late_end = await kvik.client.post(
         f"/sessions/{sid}/end",

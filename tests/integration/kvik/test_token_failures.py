@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from services.plumbing.settings import HubSettings
-from tests.integration.kvik.conftest import Kvik, bearer, kvik_settings, running, session_body
+from tests.integration.kvik.conftest import Kvik, kvik_settings, running, session_body
+from tests.support.tokens import bearer
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +23,7 @@ UNKNOWN = bearer("kvk_guessed-token-that-no-kiosk-has")
 @pytest.fixture
 async def kvik(hub_settings: HubSettings) -> AsyncIterator[Kvik]:
     """A kvik app allowing 3 unknown tokens per address and minute."""
-    async for app in running(kvik_settings(hub_settings, failed_token_attempts_per_minute=LIMIT)):
+    async with running(kvik_settings(hub_settings, failed_token_attempts_per_minute=LIMIT)) as app:
         await app.seed()
         yield app
 
@@ -80,6 +81,8 @@ async def test_replicas_share_the_count(kvik: Kvik) -> None:
     # A second replica on the same Valkey: what the first counted, the second refuses.
     async with _client_from(kvik, "203.0.113.11") as client:
         assert await _fail(client, LIMIT) == [401] * LIMIT
-    async for replica in running(kvik.settings):
-        async with _client_from(replica, "203.0.113.11") as client:
-            assert await _fail(client, 1) == [429]
+    async with (
+        running(kvik.settings) as replica,
+        _client_from(replica, "203.0.113.11") as client,
+    ):
+        assert await _fail(client, 1) == [429]

@@ -17,10 +17,11 @@ from fastapi import FastAPI
 from services.contracts import CloudEvent
 from services.metrics.app import create_app
 from services.metrics.settings import MetricsSettings
-from services.plumbing.auth import mint_token
 from services.plumbing.producer import EventProducer
 from services.plumbing.runtime import ServiceRuntime
 from services.plumbing.settings import HubSettings
+from tests.support.apps import running_app
+from tests.support.tokens import auth
 
 
 @dataclass
@@ -74,33 +75,27 @@ class Metrics:
         return body
 
 
-def auth(settings: HubSettings, *roles: str) -> dict[str, str]:
-    """An Authorization header with a development token carrying ``roles``."""
-    return {"Authorization": f"Bearer {mint_token(settings, 'manager-5c2e', roles)}"}
+MANAGER = "manager-5c2e"
+"""The subject of the fixture's tokens."""
 
 
 @asynccontextmanager
 async def running_metrics(hub_settings: HubSettings, **overrides: Any) -> AsyncIterator[Metrics]:
-    """A metrics app consuming the test's topics, with a started producer, until the block ends
-    (the app stops as a deployment would stop it)."""
-    settings = MetricsSettings(hub=hub_settings, **overrides)
-    app = create_app(settings)
+    """A metrics app consuming the test's topics, connected to Kafka, with a started producer,
+    until the block ends (the app stops as a deployment would stop it)."""
+    app = create_app(MetricsSettings(hub=hub_settings, **overrides))
     producer = EventProducer(hub_settings, client_id="test-publisher")
-    async with app.router.lifespan_context(app):
-        runtime: ServiceRuntime = app.state.runtime
-        await asyncio.wait_for(runtime.kafka_connected.wait(), 30)
+    async with running_app(app, "metrics") as client:
         await producer.start()
-        transport = httpx.ASGITransport(app=app)
         try:
-            async with httpx.AsyncClient(transport=transport, base_url="http://metrics") as client:
-                yield Metrics(
-                    app,
-                    client,
-                    hub_settings,
-                    producer,
-                    auth(hub_settings, "metrics:read"),
-                    auth(hub_settings, "metrics:ingest"),
-                )
+            yield Metrics(
+                app,
+                client,
+                hub_settings,
+                producer,
+                auth(hub_settings, "metrics:read", subject=MANAGER),
+                auth(hub_settings, "metrics:ingest", subject=MANAGER),
+            )
         finally:
             await producer.stop()
 

@@ -11,9 +11,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.plumbing.auth import mint_token
+from services.metrics.app import create_app
+from services.metrics.settings import MetricsSettings
 from services.plumbing.settings import HubSettings
-from tests.integration.security.services import running_app
+from tests.support.apps import running_app
+from tests.support.tokens import auth
 
 pytestmark = pytest.mark.integration
 
@@ -23,8 +25,9 @@ VALID = {"period": "week", "order": "most", "measure": "contacts", "limit": "5"}
 
 @pytest.fixture
 async def metrics(hub_settings: HubSettings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    async with running_app("metrics", hub_settings) as running:
-        yield running
+    app = create_app(MetricsSettings(hub=hub_settings))
+    async with running_app(app, "metrics") as client:
+        yield app, client
 
 
 def _date_reads(app: FastAPI) -> list[tuple[str, list[dict[str, Any]]]]:
@@ -52,7 +55,7 @@ async def test_no_read_answers_5xx_for_a_day_at_the_ends_of_the_calendar(
     metrics: tuple[FastAPI, httpx.AsyncClient], hub_settings: HubSettings
 ) -> None:
     app, client = metrics
-    headers = {"Authorization": f"Bearer {mint_token(hub_settings, 'reader', ['metrics:read'])}"}
+    headers = auth(hub_settings, "metrics:read", subject="reader")
     reads = _date_reads(app)
     assert len(reads) >= 8, reads  # share, districts, trend, forecast, funnel, kpis, usage, desk
     wrong = []

@@ -28,7 +28,8 @@ from services.metrics.settings import MetricsSettings
 from services.metrics.store import MetricsStore
 from services.plumbing.settings import HubSettings
 from tests.integration.metrics.builders import payload
-from tests.integration.metrics.conftest import Metrics, auth, running_metrics
+from tests.integration.metrics.conftest import MANAGER, Metrics, running_metrics
+from tests.support.tokens import auth
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +81,7 @@ async def desk(metrics: Metrics) -> Metrics:
 
 
 def _desk_headers(metrics: Metrics) -> dict[str, str]:
-    return auth(metrics.settings, "metrics:desk")
+    return auth(metrics.settings, "metrics:desk", subject=MANAGER)
 
 
 DAY = today_in_copenhagen() - dt.timedelta(days=1)
@@ -581,7 +582,7 @@ async def test_malformed_json_is_a_400_and_an_oversized_file_a_413(desk: Metrics
 
 
 async def test_desk_writes_need_the_metrics_desk_role(desk: Metrics) -> None:
-    ingest = auth(desk.settings, "metrics:ingest")
+    ingest = auth(desk.settings, "metrics:ingest", subject=MANAGER)
     for headers, status in (({}, 401), (ingest, 403), (desk.reader, 403)):
         live = await _put_ticket(desk, served("q-1"), headers=headers)
         day_file = await desk.client.put(

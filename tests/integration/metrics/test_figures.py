@@ -17,7 +17,6 @@ from services.contracts import (
     EventType,
     HelpChannel,
     Topic,
-    decode_event,
     new_event,
 )
 from services.metrics import share_events
@@ -27,6 +26,7 @@ from services.metrics.store import MetricsStore
 from services.plumbing.settings import HubSettings
 from tests.integration.metrics.builders import payload, report, session
 from tests.integration.metrics.conftest import Metrics, running_metrics
+from tests.support.topics import events_on
 from tests.unit.contracts.samples import ENTRY_ID, T0
 
 pytestmark = pytest.mark.integration
@@ -351,22 +351,15 @@ async def test_a_moved_share_is_published_once_per_interval_per_district(
     assert await publish() == 0  # moved, but the interval is not over
     await redis.delete(store.key("share", "lock", "valby"))  # the interval passes
     assert await publish() == 1
-    consumer = AIOKafkaConsumer(
-        metrics.settings.topic(Topic.CONTACTS),
-        bootstrap_servers=metrics.settings.kafka_bootstrap,
-        auto_offset_reset="earliest",
+
+    def shares(events: list[CloudEvent]) -> list[float | None]:
+        return [
+            e.data.share  # type: ignore[union-attr]
+            for e in events
+            if e.type is EventType.METRICS_DISTRICT_SHARE_CHANGED
+        ]
+
+    events = await events_on(
+        metrics.settings, Topic.CONTACTS, expected=lambda seen: len(shares(seen)) >= 2
     )
-    await consumer.start()
-    shares: list[float | None] = []
-    try:
-        async with asyncio.timeout(20):
-            while len(shares) < 2:
-                batch = await consumer.getmany(timeout_ms=500)
-                for records in batch.values():
-                    for record in records:
-                        event = decode_event(record.value)
-                        if event.type is EventType.METRICS_DISTRICT_SHARE_CHANGED:
-                            shares.append(event.data.share)  # type: ignore[union-attr]
-    finally:
-        await consumer.stop()
-    assert shares == [1.0, 0.5]
+    assert shares(events) == [1.0, 0.5]

@@ -23,8 +23,9 @@ from services.metrics.settings import MetricsSettings
 from services.plumbing.producer import EventProducer
 from services.plumbing.settings import HubSettings
 from tests.integration.metrics.builders import payload, session
-from tests.integration.metrics.conftest import auth
+from tests.integration.metrics.conftest import MANAGER
 from tests.integration.metrics.page_dom import PageRows
+from tests.support.tokens import auth
 from tests.unit.contracts.samples import ENTRY_ID
 
 pytestmark = [
@@ -75,7 +76,7 @@ async def _chromium(*args: str) -> bytes:
 
 
 async def _wait_handled(settings: HubSettings, base: str, count: int) -> None:
-    headers = auth(settings, "metrics:read")
+    headers = auth(settings, "metrics:read", subject=MANAGER)
     today = dt.datetime.now(dt.UTC).date()
     async with httpx.AsyncClient(base_url=base, headers=headers) as client:
         for _ in range(200):
@@ -113,7 +114,7 @@ async def test_the_page_shows_the_apis_figures_in_headless_chromium(
     page.feed(dom.decode())
     shown = {row["data-district"]: row["data-share"] for row in page.rows if "data-district" in row}
 
-    headers = auth(hub_settings, "metrics:read")
+    headers = auth(hub_settings, "metrics:read", subject=MANAGER)
     async with httpx.AsyncClient(base_url=served, headers=headers) as client:
         coverage = (await client.get("/coverage")).json()
         funnel = (
@@ -215,7 +216,7 @@ async def test_the_page_shows_the_desk_times_of_the_api(
     finally:
         await producer.stop()
 
-    headers = auth(hub_settings, "metrics:read")
+    headers = auth(hub_settings, "metrics:read", subject=MANAGER)
     today = local_day(now).isoformat()
     async with httpx.AsyncClient(base_url=served, headers=headers) as client:
         for _ in range(200):

@@ -29,7 +29,8 @@ from services.metrics.settings import MetricsSettings
 from services.metrics.store import Counts, MetricsStore, flush_counts
 from services.plumbing.settings import HubSettings
 from tests.integration.metrics.builders import AT, payload, session
-from tests.integration.metrics.conftest import Metrics, auth, running_metrics
+from tests.integration.metrics.conftest import MANAGER, Metrics, running_metrics
+from tests.support.tokens import auth
 from tests.unit.contracts.samples import ENTRY_ID, SITE_ID
 
 pytestmark = pytest.mark.integration
@@ -283,7 +284,7 @@ async def test_bad_usage_queries_are_422_problems(
 async def test_usage_needs_the_metrics_read_role(metrics: Metrics, path: str) -> None:
     anonymous = await metrics.client.get(path, params=WEEK)
     ingester = await metrics.client.get(
-        path, params=WEEK, headers=auth(metrics.settings, "metrics:ingest")
+        path, params=WEEK, headers=auth(metrics.settings, "metrics:ingest", subject=MANAGER)
     )
     assert (anonymous.status_code, ingester.status_code) == (401, 403)
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 
 from services.contracts import (
@@ -21,7 +21,6 @@ from services.contracts import (
     EventType,
     SiteUpserted,
     Topic,
-    decode_event,
     new_event,
 )
 from services.contracts.geography import COPENHAGEN
@@ -29,10 +28,12 @@ from services.contracts.reference import District
 from services.mobile.app import create_app
 from services.mobile.settings import MobileSettings
 from services.mobile.store import MobileStore
-from services.plumbing.auth import mint_token
 from services.plumbing.producer import EventProducer
 from services.plumbing.runtime import ServiceRuntime
 from services.plumbing.settings import HubSettings
+from tests.support.apps import outbox_drained, running_app
+from tests.support.tokens import auth
+from tests.support.topics import events_after, events_on
 
 STAFF_A = "staff-a1b2c3"
 STAFF_B = "staff-d4e5f6"
@@ -121,53 +122,37 @@ class Mobile:
         info = await self.runtime.redis.xinfo_stream(stream)
         return info["last-generated-id"] in (b"0-0", "0-0")
 
-    async def events(self, expect: int, quiet: float = 0.3) -> list[CloudEvent]:
-        """Everything on this test's mobile topic: at least ``expect`` events, then whatever
-        arrives within ``quiet`` seconds more (so "exactly one" can be checked)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while await self.runtime.outbox.depth() > 0:
-            assert loop.time() < deadline, "the relay did not drain the outbox"
-            await asyncio.sleep(0.05)
-        consumer = AIOKafkaConsumer(
-            self.settings.topic(Topic.MOBILE),
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            group_id=None,
-        )
-        await consumer.start()
-        found: list[CloudEvent] = []
-        try:
-            while len(found) < expect and loop.time() < deadline:
-                batch = await consumer.getmany(timeout_ms=300)
-                found.extend(decode_event(r.value) for rs in batch.values() for r in rs)
-            quiet_until = loop.time() + quiet
-            while loop.time() < quiet_until:
-                batch = await consumer.getmany(timeout_ms=200)
-                found.extend(decode_event(r.value) for rs in batch.values() for r in rs)
-        finally:
-            await consumer.stop()
-        return found
+    async def events(self, expect: int) -> list[CloudEvent]:
+        """The events on this test's mobile topic once ``expect`` of them are there."""
+        await outbox_drained(self.app)
+        return await events_on(self.settings, Topic.MOBILE, expect)
+
+    async def events_after(self, seen: list[CloudEvent]) -> list[CloudEvent]:
+        """The events beyond ``seen`` that reach the mobile topic within the absence window
+        (a test asserting that nothing more is published expects none)."""
+        await outbox_drained(self.app)
+        return await events_after(self.settings, Topic.MOBILE, seen)
 
 
-def auth(settings: HubSettings, *roles: str) -> dict[str, str]:
-    """An Authorization header with a development token carrying ``roles``."""
-    return {"Authorization": f"Bearer {mint_token(settings, 'planner-3f9a', roles)}"}
+PLANNER = "planner-3f9a"
+"""The subject of the fixture's planner token."""
 
 
+@asynccontextmanager
 async def running(settings: MobileSettings) -> AsyncIterator[Mobile]:
-    """A started mobile app and producer on ``settings``."""
+    """A started mobile app, connected to Kafka, and a started producer on ``settings``."""
     app = create_app(settings)
     producer = EventProducer(settings.hub, client_id="test-publisher")
-    async with app.router.lifespan_context(app):
-        runtime: ServiceRuntime = app.state.runtime
-        await asyncio.wait_for(runtime.kafka_connected.wait(), 30)
+    async with running_app(app, "mobile") as client:
         await producer.start()
-        transport = httpx.ASGITransport(app=app)
         try:
-            async with httpx.AsyncClient(transport=transport, base_url="http://mobile") as client:
-                yield Mobile(app, client, settings.hub, producer, auth(settings.hub, "mobile:plan"))
+            yield Mobile(
+                app,
+                client,
+                settings.hub,
+                producer,
+                auth(settings.hub, "mobile:plan", subject=PLANNER),
+            )
         finally:
             await producer.stop()
 
@@ -175,7 +160,7 @@ async def running(settings: MobileSettings) -> AsyncIterator[Mobile]:
 @pytest.fixture
 async def mobile(hub_settings: HubSettings) -> AsyncIterator[Mobile]:
     """A mobile app consuming this test's topics (15 km/h, 15 min buffer)."""
-    async for app in running(MobileSettings(hub=hub_settings)):
+    async with running(MobileSettings(hub=hub_settings)) as app:
         yield app
 
 

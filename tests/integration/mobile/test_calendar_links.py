@@ -129,7 +129,7 @@ async def test_the_link_routes_need_a_planner(mobile: Mobile) -> None:
 
 async def test_the_link_is_built_on_the_configured_public_url(hub_settings: HubSettings) -> None:
     settings = MobileSettings(hub=hub_settings, public_url="https://mobil.example.dk/")
-    async for mobile in running(settings):
+    async with running(settings) as mobile:
         link = await mobile.client.get(
             f"/calendars/staff/{STAFF_A}/link",
             headers={**mobile.planner, "Host": "evil.example.com"},

@@ -42,6 +42,7 @@ async def test_a_contact_becomes_one_event_in_the_district_of_the_visit(mobile: 
     events = await mobile.events(expect=2)
     recorded = [e for e in events if e.type is EventType.MOBILE_CONTACT_RECORDED]
     assert len(recorded) == 1
+    assert await mobile.events_after(events) == []
     data = recorded[0].data
     assert isinstance(data, ContactRecorded)
     assert data.contact_id == "contact-0001"
@@ -96,6 +97,7 @@ async def test_parallel_retries_with_one_idempotency_key_record_one_contact(mobi
     assert len(await mobile.store.contacts(visit_id)) == 1
     events = await mobile.events(expect=2)
     assert sum(e.type is EventType.MOBILE_CONTACT_RECORDED for e in events) == 1
+    assert await mobile.events_after(events) == []
 
 
 async def test_a_contact_id_reused_for_another_contact_is_409(mobile: Mobile) -> None:
@@ -121,6 +123,7 @@ async def test_contacts_on_a_visit_not_under_way_are_refused_and_publish_nothing
         assert await mobile.store.contacts(visit_id) == []
     events = await mobile.events(expect=2)
     assert all(e.type is not EventType.MOBILE_CONTACT_RECORDED for e in events)
+    assert await mobile.events_after(events) == []
 
 
 async def test_parallel_bookings_never_overbook_and_cancelling_frees_a_slot(

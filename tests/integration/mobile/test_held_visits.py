@@ -81,6 +81,7 @@ async def test_the_same_held_visit_logged_twice_is_stored_once(mobile: Mobile) -
     assert (first.status_code, again.status_code) == (201, 200)
     events = await mobile.events(expect=2)
     assert len(events) == 2
+    assert await mobile.events_after(events) == []
 
 
 async def test_a_window_that_is_not_over_is_refused_and_nothing_is_published(

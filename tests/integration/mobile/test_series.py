@@ -95,6 +95,7 @@ async def test_a_retried_series_is_answered_from_the_store_and_published_once(
     assert retry.json()["visits"] == first_answer["visits"]
     events = await mobile.events(expect=len(first_answer["visits"]))
     assert len(events) == len(first_answer["visits"])
+    assert await mobile.events_after(events) == []
 
 
 async def test_a_series_colliding_with_a_visit_is_refused_whole(mobile: Mobile) -> None:

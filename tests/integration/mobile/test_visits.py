@@ -117,6 +117,7 @@ async def test_parallel_conflicting_plans_have_exactly_one_winner(mobile: Mobile
     assert [v["visit_id"] for v in calendar.json()["visits"]] == [winner]
     events = await mobile.events(expect=1)
     assert [e.subject for e in events] == [winner]
+    assert await mobile.events_after(events) == []
 
 
 async def test_a_cancelled_visit_frees_its_staff(mobile: Mobile) -> None:
@@ -192,7 +193,9 @@ async def test_a_retried_plan_with_the_same_idempotency_key_is_stored_once(mobil
     again = await mobile.post("/visits", doc, **{"Idempotency-Key": "plan-42"})
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.json()["visit_id"] == again.json()["visit_id"]
-    assert len(await mobile.events(expect=1)) == 1
+    events = await mobile.events(expect=1)
+    assert len(events) == 1
+    assert await mobile.events_after(events) == []
 
 
 async def test_editing_a_visit_moves_it_and_checks_conflicts_again(mobile: Mobile) -> None:

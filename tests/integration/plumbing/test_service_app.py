@@ -13,6 +13,7 @@ from services.hub.embedded import free_port
 from services.plumbing.http import create_service_app
 from services.plumbing.settings import HubSettings, ServiceSettings
 from tests.integration.plumbing.support import eventually, make_event
+from tests.support.apps import running_app
 
 pytestmark = pytest.mark.integration
 
@@ -61,9 +62,8 @@ async def test_stopping_a_service_drains_its_outbox_first(
     hub_settings: HubSettings, redis_client: Redis
 ) -> None:
     app = create_app(ProbeSettings(hub=hub_settings))
-    async with app.router.lifespan_context(app):
+    async with running_app(app, "probe"):
         runtime = app.state.runtime
-        await asyncio.wait_for(runtime.kafka_connected.wait(), 30)
         # more than one relay batch (500): stopping must wait for the relay to publish them all
         await runtime.outbox.publish(*[make_event(f"visit-{i}", seq=i) for i in range(1500)])
     # the lifespan has ended: the relay published everything before it was cancelled

@@ -8,6 +8,7 @@ import pytest
 
 from services.contracts import EventType
 from tests.integration.registry.conftest import ENTRY, SERVICE, SITE, Registry, snapshot
+from tests.support.apps import outbox_drained
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,7 @@ async def test_a_json_import_creates_sites_and_entries_with_one_event_each(
 
 async def test_a_dry_run_reports_the_plan_and_changes_nothing(registry: Registry) -> None:
     await _with_service(registry)
-    await registry.drain()
+    await outbox_drained(registry.app)
     before = await snapshot(registry)
     response = await _import(registry, {"sites": [SITE], "entries": [ENTRY]}, dry_run="true")
     assert response.status_code == 200
@@ -68,7 +69,7 @@ async def test_one_bad_line_refuses_the_whole_import_naming_line_and_field(
     registry: Registry,
 ) -> None:
     await _with_service(registry)
-    await registry.drain()
+    await outbox_drained(registry.app)
     before = await snapshot(registry)
     bad = {**ENTRY, "entry_id": "entry-2", "name": "Other", "services": ["teleportation"]}
     response = await _import(registry, {"sites": [SITE], "entries": [ENTRY, bad]})

@@ -28,6 +28,7 @@ async def _ids(registry: Registry, path: str, **params: str) -> list[str]:
 async def test_seeding_publishes_one_event_per_record(seeded: Registry) -> None:
     events = await seeded.events(expect=len(SEED))
     assert len(events) == len(SEED)
+    assert await seeded.events_after(events) == []
     assert {e.type for e in events} == {
         EventType.REGISTRY_SERVICE_UPSERTED,
         EventType.REGISTRY_SITE_UPSERTED,

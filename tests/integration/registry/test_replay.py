@@ -8,6 +8,7 @@ from services.contracts import EventType
 from services.registry.commands import replay
 from services.registry.settings import RegistrySettings
 from tests.integration.registry.conftest import Registry, create_basics
+from tests.support.apps import outbox_drained
 
 pytestmark = pytest.mark.integration
 
@@ -17,7 +18,7 @@ async def test_replay_republishes_the_current_state_of_every_record(registry: Re
     await registry.client.delete(
         "/entries/entry-test", headers={**registry.writer, "If-Match": '"1"'}
     )
-    await registry.drain()
+    await outbox_drained(registry.app)
     staged = await replay(RegistrySettings(hub=registry.settings))
     assert staged == 3
     events = await registry.events(expect=7)

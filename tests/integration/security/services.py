@@ -4,7 +4,6 @@ is added)."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -17,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from services.plumbing.runtime import ServiceRuntime
 from services.plumbing.settings import HubSettings
+from tests.support.apps import running_app
 
 SERVICES = {
     "registry": ("services.registry.app", "services.registry.settings:RegistrySettings"),
@@ -40,19 +40,14 @@ def create_app(name: str, settings: Any) -> FastAPI:
 
 
 @asynccontextmanager
-async def running_app(
-    name: str, hub: HubSettings
+async def running_service(
+    name: str, hub: HubSettings, **overrides: Any
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """The service's app with its lifespan running and connected to Kafka (``/readyz`` would
-    answer 503 before: creating the topics on Apache Kafka takes a moment), and an in-process
-    client for it."""
-    app = create_app(name, service_settings(name, hub))
-    async with app.router.lifespan_context(app):
-        runtime: ServiceRuntime = app.state.runtime
-        await asyncio.wait_for(runtime.kafka_connected.wait(), 60)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=f"http://{name}") as client:
-            yield app, client
+    """The service's app on its own settings with ``overrides``, running and connected to
+    Kafka, and an in-process client for it."""
+    app = create_app(name, service_settings(name, hub, **overrides))
+    async with running_app(app, name) as client:
+        yield app, client
 
 
 def routes(app: FastAPI) -> set[tuple[str, str]]:

@@ -29,7 +29,7 @@ from tests.integration.security.services import (
     create_app,
     fill,
     routes,
-    running_app,
+    running_service,
     service_settings,
     staged,
 )
@@ -45,7 +45,7 @@ async def service(
     request: pytest.FixtureRequest, hub_settings: HubSettings
 ) -> AsyncIterator[tuple[str, FastAPI, httpx.AsyncClient]]:
     name = request.param
-    async with running_app(name, hub_settings) as (app, client):
+    async with running_service(name, hub_settings) as (app, client):
         yield name, app, client
 
 

@@ -13,7 +13,8 @@ import pytest
 from services.plumbing.auth import Role, mint_token
 from services.plumbing.problems import PROBLEM_MEDIA_TYPE
 from services.plumbing.settings import HubSettings
-from tests.integration.security.services import SERVICES, redis_state, running_app, staged
+from tests.integration.security.services import SERVICES, redis_state, running_service, staged
+from tests.support.tokens import auth
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +28,7 @@ async def test_every_body_operation_refuses_another_media_type_with_415_storing_
     name: str, hub_settings: HubSettings
 ) -> None:
     token = mint_token(hub_settings, "content-type-probe", list(Role))
-    async with running_app(name, hub_settings) as (app, client):
+    async with running_service(name, hub_settings) as (app, client):
         operations = [
             (method, re.sub(r"\{[^}]+\}", "x-1", path), sorted(operation["requestBody"]["content"]))
             for path, item in app.openapi()["paths"].items()
@@ -70,8 +71,8 @@ async def test_every_body_operation_refuses_another_media_type_with_415_storing_
 async def test_what_the_csv_routes_took_before_they_still_take(hub_settings: HubSettings) -> None:
     """The registry's bulk import declares JSON and CSV; the metrics intake CSV only: each
     still gets past the guard with what it declares (to its own validation, 422)."""
-    token = {"Authorization": f"Bearer {mint_token(hub_settings, 'csv-probe', list(Role))}"}
-    async with running_app("registry", hub_settings) as (_, registry):
+    token = auth(hub_settings, *Role, subject="csv-probe")
+    async with running_service("registry", hub_settings) as (_, registry):
         as_csv = await registry.post(
             "/import",
             params={"format": "csv", "kind": "site"},
@@ -79,7 +80,7 @@ async def test_what_the_csv_routes_took_before_they_still_take(hub_settings: Hub
             headers={**token, "Content-Type": "text/csv; charset=utf-8"},
         )
         as_json = await registry.post("/import", json={"sites": [{}]}, headers=token)
-    async with running_app("metrics", hub_settings) as (_, metrics):
+    async with running_service("metrics", hub_settings) as (_, metrics):
         intake = await metrics.post(
             "/intake/csv",
             params={"source": "web", "day": "2024-01-15"},

@@ -44,6 +44,7 @@ from tests.integration.security.services import (
     SERVICES,
     create_app,
     redis_state,
+    running_service,
     service_settings,
     staged,
 )
@@ -583,14 +584,7 @@ async def target(
         if name == "kvik"
         else {}
     )
-    service = service_settings(name, hub_settings, **overrides)
-    app = create_app(name, service)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url=f"http://{name}"
-        ) as client,
-    ):
+    async with running_service(name, hub_settings, **overrides) as (app, client):
         person = mint_token(hub_settings, "cpr-probe", ALL_ROLES)
         device = await _kiosk_token(app, client, person) if name == "kvik" else ""
         if name == "metrics":

@@ -28,11 +28,11 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from services.plumbing.auth import mint_token
 from services.plumbing.problems import PROBLEM_MEDIA_TYPE
 from services.plumbing.settings import HubSettings
 from tests.integration.registry.conftest import SITE
 from tests.integration.security.services import create_app, redis_state, service_settings
+from tests.support.tokens import auth
 
 pytestmark = pytest.mark.integration
 
@@ -84,7 +84,7 @@ async def served(
             assert not task.done(), "the server did not start"
             await asyncio.sleep(0.05)
     roles = ["registry:write", "kvik:admin"]
-    headers = {"Authorization": f"Bearer {mint_token(hub_settings, 'admin-7f3a', roles)}"}
+    headers = auth(hub_settings, *roles, subject="admin-7f3a")
     url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=url, timeout=SAFETY) as client:

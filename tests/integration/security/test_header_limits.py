@@ -7,7 +7,7 @@ import pytest
 
 from services.plumbing.problems import PROBLEM_MEDIA_TYPE
 from services.plumbing.settings import HubSettings
-from tests.integration.security.services import SERVICES, running_app, write_endpoints
+from tests.integration.security.services import SERVICES, running_service, write_endpoints
 
 pytestmark = pytest.mark.integration
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 async def test_every_service_answers_431_to_oversized_heads_before_auth(
     name: str, hub_settings: HubSettings
 ) -> None:
-    async with running_app(name, hub_settings) as (app, client):
+    async with running_service(name, hub_settings) as (app, client):
         method, path = write_endpoints(app)[0]
         many = {f"x-field-{i}": "v" for i in range(150)}
         large = {f"x-big-{i}": "v" * 6_000 for i in range(3)}

@@ -27,7 +27,7 @@ from tests.integration.security.services import (
     SERVICES,
     create_app,
     redis_state,
-    running_app,
+    running_service,
     service_settings,
     write_endpoints,
 )
@@ -71,7 +71,7 @@ async def in_process(
     """A service app with its lifespan and an in-process client that reports 500s as
     responses (an exception escaping the app fails the test on its own)."""
     name = request.param
-    async with running_app(name, hub_settings) as (app, client):
+    async with running_service(name, hub_settings) as (app, client):
         yield name, app, client
 
 

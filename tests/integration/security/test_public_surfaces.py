@@ -4,54 +4,31 @@ each setting is answered as docs/security.md ("Public surfaces") says."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
-
-import httpx
 import pytest
 from pydantic import SecretStr
 
-from services.plumbing.auth import mint_token
 from services.plumbing.scrape_auth import PrometheusAuth
 from services.plumbing.settings import HubSettings
-from tests.integration.security.services import SERVICES, create_app, service_settings
+from tests.integration.security.services import SERVICES, running_service
+from tests.support.tokens import auth, bearer
 
 pytestmark = pytest.mark.integration
 
 SCRAPE_TOKEN = "scrape-0f9c2d7e4b1a8c3e6d5f0a9b8c7d6e5f"
 
 
-@asynccontextmanager
-async def served(name: str, hub: HubSettings, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """The service with ``overrides`` on its settings, lifespan running, and a client."""
-    app = create_app(name, service_settings(name, hub, **overrides))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=f"http://{name}") as client:
-            yield client
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 async def test_an_open_page_is_served_without_a_token(hub_settings: HubSettings) -> None:
-    async with served("metrics", hub_settings, public_page="open") as client:
+    async with running_service("metrics", hub_settings, public_page="open") as (_, client):
         response = await client.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
 
 
 async def test_a_protected_page_needs_a_metrics_read_token(hub_settings: HubSettings) -> None:
-    async with served("metrics", hub_settings, public_page="protected") as client:
+    async with running_service("metrics", hub_settings, public_page="protected") as (_, client):
         anonymous = await client.get("/")
-        editor = await client.get(
-            "/", headers=_bearer(mint_token(hub_settings, "e", ["registry:write"]))
-        )
-        reader = await client.get(
-            "/", headers=_bearer(mint_token(hub_settings, "r", ["metrics:read"]))
-        )
+        editor = await client.get("/", headers=auth(hub_settings, "registry:write", subject="e"))
+        reader = await client.get("/", headers=auth(hub_settings, "metrics:read", subject="r"))
     assert (anonymous.status_code, editor.status_code, reader.status_code) == (401, 403, 200)
     assert anonymous.headers["content-type"] == "application/problem+json"
     assert "<html" not in anonymous.text
@@ -61,17 +38,15 @@ async def test_a_protected_page_needs_a_metrics_read_token(hub_settings: HubSett
 async def test_a_page_switched_off_is_not_found_even_with_a_token(
     hub_settings: HubSettings,
 ) -> None:
-    async with served("metrics", hub_settings, public_page="off") as client:
-        response = await client.get(
-            "/", headers=_bearer(mint_token(hub_settings, "r", ["metrics:read"]))
-        )
+    async with running_service("metrics", hub_settings, public_page="off") as (_, client):
+        response = await client.get("/", headers=auth(hub_settings, "metrics:read", subject="r"))
     assert response.status_code == 404
 
 
 @pytest.mark.parametrize("name", list(SERVICES))
 async def test_metrics_without_scrape_auth_is_open(name: str, hub_settings: HubSettings) -> None:
     hub = hub_settings.model_copy(update={"prometheus_auth": PrometheusAuth.NONE})
-    async with served(name, hub) as client:
+    async with running_service(name, hub) as (_, client):
         response = await client.get("/metrics")
     assert response.status_code == 200
     assert "http_requests" in response.text or "# HELP" in response.text
@@ -87,13 +62,13 @@ async def test_metrics_with_bearer_scrape_auth_needs_exactly_the_scrape_token(
             "prometheus_token": SecretStr(SCRAPE_TOKEN),
         }
     )
-    async with served(name, hub) as client:
+    async with running_service(name, hub) as (_, client):
         anonymous = await client.get("/metrics")
-        wrong = await client.get("/metrics", headers=_bearer(SCRAPE_TOKEN + "x"))
+        wrong = await client.get("/metrics", headers=bearer(SCRAPE_TOKEN + "x"))
         person = await client.get(
-            "/metrics", headers=_bearer(mint_token(hub_settings, "r", ["metrics:read"]))
+            "/metrics", headers=auth(hub_settings, "metrics:read", subject="r")
         )
-        scraper = await client.get("/metrics", headers=_bearer(SCRAPE_TOKEN))
+        scraper = await client.get("/metrics", headers=bearer(SCRAPE_TOKEN))
     assert [r.status_code for r in (anonymous, wrong, person)] == [401, 401, 401]
     assert "# HELP" not in anonymous.text
     assert scraper.status_code == 200
@@ -104,6 +79,6 @@ async def test_bearer_scrape_auth_without_a_token_refuses_every_scrape(
     hub_settings: HubSettings,
 ) -> None:
     hub = hub_settings.model_copy(update={"prometheus_auth": PrometheusAuth.BEARER})
-    async with served("kvik", hub) as client:
-        response = await client.get("/metrics", headers=_bearer(""))
+    async with running_service("kvik", hub) as (_, client):
+        response = await client.get("/metrics", headers=bearer(""))
     assert response.status_code == 401

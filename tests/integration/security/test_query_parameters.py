@@ -17,11 +17,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.plumbing.auth import mint_token
 from services.plumbing.problems import PROBLEM_MEDIA_TYPE
 from services.plumbing.query_guard import PROBLEM_SLUG
 from services.plumbing.settings import HubSettings
-from tests.integration.security.services import SERVICES, running_app, staged
+from tests.integration.security.services import SERVICES, running_service, staged
+from tests.support.tokens import auth
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ async def service(
     request: pytest.FixtureRequest, hub_settings: HubSettings
 ) -> AsyncIterator[tuple[str, FastAPI, httpx.AsyncClient]]:
     name = request.param
-    async with running_app(name, hub_settings) as (app, client):
+    async with running_service(name, hub_settings) as (app, client):
         yield name, app, client
 
 
@@ -122,7 +122,7 @@ async def test_declared_parameters_still_answer_200(
 ) -> None:
     name, _, client = service
     path, role = DECLARED_OK[name]
-    headers = {"Authorization": f"Bearer {mint_token(hub_settings, 't', [role])}"} if role else {}
+    headers = auth(hub_settings, role, subject="t") if role else {}
     assert (await client.get("/healthz")).status_code == 200
     response = await client.get(path, headers=headers)
     assert response.status_code == 200, response.text

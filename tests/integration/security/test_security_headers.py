@@ -4,22 +4,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 
 from services.contracts import District
-from services.plumbing.auth import mint_token
 from services.plumbing.settings import HubSettings
-from tests.integration.security.services import (
-    SERVICES,
-    create_app,
-    service_settings,
-    write_endpoints,
-)
+from tests.integration.security.services import SERVICES, running_service, write_endpoints
+from tests.support.tokens import auth
 
 pytestmark = pytest.mark.integration
 
@@ -33,15 +26,6 @@ OVERRIDES: dict[str, dict[str, Any]] = {"metrics": {"public_page": "open"}}
 PAGES = {"metrics": ["/"], "mobile": [f"/calendars/districts/{next(iter(District)).value}.ics"]}
 
 
-@asynccontextmanager
-async def served(name: str, hub: HubSettings) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
-    app = create_app(name, service_settings(name, hub, **OVERRIDES.get(name, {})))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=f"http://{name}") as client:
-            yield app, client
-
-
 def _missing(answer: httpx.Response) -> dict[str, str | None]:
     """The security headers ``answer`` lacks or has wrong, by name."""
     found = {name: answer.headers.get(name) for name in ALWAYS}
@@ -52,7 +36,7 @@ def _missing(answer: httpx.Response) -> dict[str, str | None]:
 async def test_every_kind_of_answer_carries_the_security_headers(
     name: str, hub_settings: HubSettings
 ) -> None:
-    async with served(name, hub_settings) as (app, client):
+    async with running_service(name, hub_settings, **OVERRIDES.get(name, {})) as (app, client):
         method, path = write_endpoints(app)[0]
         answers = {
             "json": await client.get("/healthz"),
@@ -86,10 +70,9 @@ async def test_an_authenticated_answer_is_no_store_and_hsts_is_sent_when_configu
     name: str, hub_settings: HubSettings
 ) -> None:
     hub = hub_settings.model_copy(update={"hsts_seconds": 31_536_000})
-    token = mint_token(hub, "headers-probe", [])
-    async with served(name, hub) as (app, client):
+    async with running_service(name, hub, **OVERRIDES.get(name, {})) as (app, client):
         method, path = write_endpoints(app)[0]
-        refused = await client.request(method, path, headers={"Authorization": f"Bearer {token}"})
+        refused = await client.request(method, path, headers=auth(hub, subject="headers-probe"))
         anonymous = await client.get("/healthz")
     assert refused.status_code in {401, 403}
     assert refused.headers["cache-control"] == "no-store"

@@ -21,9 +21,10 @@ from services.plumbing.auth import Role, mint_token
 from services.plumbing.pseudonyms import pseudonymous_id
 from services.plumbing.security_log import AUTH_REFUSED
 from services.plumbing.settings import HubSettings
-from tests.integration.kvik.conftest import bearer, kvik_settings, running
+from tests.integration.kvik.conftest import kvik_settings, running
 from tests.integration.security.role_table import read_table
-from tests.integration.security.services import SERVICES, create_app, fill, service_settings
+from tests.integration.security.services import SERVICES, fill, running_service
+from tests.support.tokens import bearer
 
 pytestmark = pytest.mark.integration
 
@@ -103,8 +104,7 @@ async def test_refused_people_are_logged_with_their_reason_and_no_token_is_ever_
         ({"Authorization": f"Bearer {tokens['accepted']}"}, None),
     ]
     capsys.readouterr()
-    app = create_app(name, service_settings(name, hub))
-    async with app.router.lifespan_context(app), _client(app, name) as client:
+    async with running_service(name, hub) as (app, _), _client(app, name) as client:
         statuses = [
             (await client.request(method, path, headers=headers)).status_code for headers, _ in sent
         ]
@@ -136,7 +136,7 @@ async def test_device_token_refusals_are_logged_and_no_device_token_is_ever_logg
     heartbeat = {"software_version": "2.4.1", "state": "ready"}
     unknown = bearer(f"kvk_{MARKER}")
     capsys.readouterr()
-    async for kvik in running(settings):
+    async with running(settings) as kvik:
         await kvik.seed()
         device = await kvik.register("kiosk-log-01")
         admin_token = kvik.admin["Authorization"].removeprefix("Bearer ")
