@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run kiosk-sim bench soak test test-unit test-integration test-e2e test-faults lint typecheck schemas dashboards tokens tools up down logs clean
+.PHONY: setup run kiosk-sim bench soak test test-unit test-integration test-e2e test-faults test-conformance test-bench lint typecheck schemas dashboards tokens tools up down logs clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("kanalhub needs Python 3.11 or newer, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -34,7 +34,13 @@ test-e2e: $(STAMP)                 ## the whole hub as separate processes
 	$(BIN)/pytest tests/e2e
 
 test-faults: $(STAMP)              ## the fault suite: kill broker/consumers/replicas mid-load, check the books
-	$(BIN)/pytest -m faults tests/faults
+	$(BIN)/pytest -m faults tests/faults tests/e2e
+
+test-conformance: $(STAMP)         ## broker conformance: Apache Kafka, noida and Tansu side by side, with figures
+	$(BIN)/pytest -m conformance tests/integration/test_broker_conformance.py
+
+test-bench: $(STAMP)               ## the benchmark and soak harnesses at toy size (not the figures: make bench)
+	$(BIN)/pytest -m bench tests/integration/bench
 
 lint: $(STAMP)                     ## ruff
 	$(BIN)/ruff check services tests bench deploy

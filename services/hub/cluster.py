@@ -5,7 +5,9 @@ suite and the whole-hub benchmark use it; ``kanalhub run`` is the friendlier fro
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.hub.apache_kafka import ApacheKafkaNode, kafka_cluster
 from services.hub.embedded import (
     DEFAULT_BROKER,
     KafkaBroker,
@@ -38,25 +41,49 @@ class Cluster:
     valkey: ValkeyProcess
     hub: HubSettings
     services: dict[str, list[ServiceProcess]] = field(default_factory=dict)
+    #: Every broker node; ``[broker]`` for a single broker, three Apache Kafka nodes for
+    #: ``start(..., brokers=3)``.
+    brokers: list[KafkaBroker] = field(default_factory=list)
 
     @classmethod
-    async def start(cls, root: Path, partitions: int = 3) -> Cluster:
-        """Broker, Valkey and one replica of each service (the registry seeds Copenhagen)."""
-        broker = make_broker(
-            os.environ.get("KANALHUB_EMBEDDED_BROKER", DEFAULT_BROKER),  # type: ignore[arg-type]
-            free_port(),
-            root / "broker",
-        )
+    async def start(cls, root: Path, partitions: int = 3, brokers: int = 1) -> Cluster:
+        """Broker, Valkey and one replica of each service (the registry seeds Copenhagen).
+
+        ``brokers=1`` runs the embedded broker (``KANALHUB_EMBEDDED_BROKER``); more runs that
+        many Apache Kafka nodes in one KRaft quorum, topics replicated three times
+        (``min.insync.replicas=2``, see ``apache_kafka.server_properties``)."""
+        nodes: list[KafkaBroker]
+        if brokers == 1:
+            nodes = [
+                make_broker(
+                    os.environ.get("KANALHUB_EMBEDDED_BROKER", DEFAULT_BROKER),  # type: ignore[arg-type]
+                    free_port(),
+                    root / "broker",
+                )
+            ]
+            nodes[0].start()
+        else:
+            nodes = list(kafka_cluster(root / "kafka", brokers, HOST, partitions))
+            try:
+                # Side by side: a node is ready only once a quorum of them has started.
+                for node in nodes:
+                    node.launch()
+                for node in nodes:
+                    node.wait_ready(120)
+            except BaseException:
+                stop_together(nodes)
+                raise
+        broker = nodes[0]
         valkey = ValkeyProcess(port=free_port(), data_dir=root / "valkey")
-        broker.start()
         valkey.start()
         hub = HubSettings(
-            kafka_bootstrap=broker.bootstrap,
+            kafka_bootstrap=",".join(node.bootstrap for node in nodes),
             redis_url=valkey.url,
             topic_partitions=partitions,
+            topic_replication=min(3, len(nodes)),
         ).model_copy(update=broker.client_settings())
         await ensure_topics(hub)
-        cluster = cls(root, broker, valkey, hub)
+        cluster = cls(root, broker, valkey, hub, brokers=nodes)
         for name in SERVICES:
             cluster.add(name)
         await cluster.registry_copied()
@@ -74,7 +101,30 @@ class Cluster:
             for process in replicas:
                 process.stop()
         self.valkey.stop()
-        self.broker.stop()
+        stop_together(self.brokers or [self.broker])
+
+    def active_controller(self) -> ApacheKafkaNode:
+        """The KRaft quorum's leader (the active controller) among the running nodes.
+
+        Read from each node's ``__cluster_metadata-0/quorum-state`` file, which KRaft rewrites
+        at every election: the leader named with the highest epoch. The Metadata answer's
+        controller id cannot tell: in KRaft a broker names a random broker there."""
+        best: tuple[int, int] | None = None
+        for node in self.brokers:
+            if not isinstance(node, ApacheKafkaNode) or not node.is_running:
+                continue
+            state = node.log_dir / "__cluster_metadata-0" / "quorum-state"
+            try:
+                quorum = json.loads(state.read_text())
+            except (OSError, ValueError):
+                continue
+            leader, epoch = int(quorum.get("leaderId", -1)), int(quorum.get("leaderEpoch", -1))
+            if leader >= 0 and (best is None or epoch > best[1]):
+                best = (leader, epoch)
+        for node in self.brokers:
+            if best is not None and isinstance(node, ApacheKafkaNode) and node.node_id == best[0]:
+                return node
+        raise LookupError("no running Kafka node names a quorum leader")
 
     def add(self, name: str, instance: str = "a") -> ServiceProcess:
         """Start one more replica of ``name`` (its own instance id) and wait until ready."""
@@ -163,3 +213,12 @@ class Cluster:
             count = await self.counted()
         await asyncio.sleep(quiet)
         return await self.counted()
+
+
+def stop_together(nodes: Sequence[KafkaBroker], timeout: float = 30) -> None:
+    """Stop broker nodes side by side: one by one, the last waits for a quorum that is gone."""
+    threads = [threading.Thread(target=node.stop, args=(timeout,)) for node in nodes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

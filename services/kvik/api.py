@@ -44,6 +44,7 @@ from services.kvik.schemas import (
 from services.kvik.service import KvikService
 from services.kvik.token_failures import client_address, token_failures_limited
 from services.plumbing.auth import DEVICE_TOKEN_PREFIX, CurrentPrincipal, Principal, Role
+from services.plumbing.exact_values import QueryInt
 from services.plumbing.problems import FieldProblem, Problem, problem_responses, validation_problem
 from services.plumbing.security_log import remember_actor
 
@@ -432,7 +433,7 @@ async def help_queue_stream(
     service: ServiceDep,
     staff: Staff,
     limit: Annotated[
-        int | None, Query(ge=1, description="Close after this many updates (for tools).")
+        QueryInt | None, Query(ge=1, description="Close after this many updates (for tools).")
     ] = None,
 ) -> EventSourceResponse:
     """The live queue as Server-Sent Events: a ``queue`` event with the whole waiting list

@@ -26,6 +26,7 @@ from services.metrics.deps import FIRST_DAY, LAST_DAY, Day, RuntimeDep, Settings
 from services.metrics.forecast import Outlook
 from services.metrics.needs import NeedsGroup
 from services.plumbing.auth import MetricsReader
+from services.plumbing.exact_values import QueryInt
 from services.plumbing.problems import problem_responses
 
 router = APIRouter()
@@ -411,7 +412,7 @@ async def get_trend(
     date: Annotated[
         Day | None, Query(description="A day in the last week; today when left out.")
     ] = None,
-    weeks: Annotated[int, Query(ge=1, le=260, description="How many ISO weeks.")] = 12,
+    weeks: Annotated[QueryInt, Query(ge=1, le=260, description="How many ISO weeks.")] = 12,
 ) -> TrendOut:
     """The share of each ISO week up to the week of ``date``, per district (all services):
     overall, headline (general-needs) and by needs group."""

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from services.contracts.payloads.desk import MAX_TICKETS_PER_DAY
 from services.metrics import domain
 from services.metrics.desk_models import DeskDayTicketIn
+from services.plumbing.exact_values import TEXT_CELLS
 
 CSV_COLUMNS = (
     "ticket_id",
@@ -54,7 +55,7 @@ def parse_day_csv(
             column: (cell.strip() or None) for column, cell in zip(CSV_COLUMNS, row, strict=True)
         }
         try:
-            tickets_in.append((name, DeskDayTicketIn.model_validate(cells)))
+            tickets_in.append((name, DeskDayTicketIn.model_validate(cells, context=TEXT_CELLS)))
         except ValidationError as exc:
             problems.extend(
                 (".".join([name, *(str(p) for p in error["loc"])]), error["msg"])

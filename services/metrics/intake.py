@@ -22,6 +22,7 @@ from services.metrics import domain
 from services.metrics.deps import Day, RuntimeDep, StoreDep
 from services.plumbing.auth import MetricsIngester
 from services.plumbing.edge_models import EdgeModel
+from services.plumbing.exact_values import TEXT_CELLS
 from services.plumbing.outbox import Outbox
 from services.plumbing.problems import FieldProblem, problem_responses, validation_problem
 
@@ -164,7 +165,8 @@ def parse_intake_csv(
             continue
         try:
             item = IntakeLineIn.model_validate(
-                dict(zip(CSV_COLUMNS, (cell.strip() for cell in row), strict=True))
+                dict(zip(CSV_COLUMNS, (cell.strip() for cell in row), strict=True)),
+                context=TEXT_CELLS,
             )
         except ValidationError as exc:
             problems.extend(

@@ -31,6 +31,7 @@ from services.metrics.place_usage import (
 )
 from services.metrics.store import RegistryEntry
 from services.plumbing.auth import MetricsReader
+from services.plumbing.exact_values import QueryInt
 from services.plumbing.problems import Problem, problem_responses
 
 router = APIRouter(prefix="/usage", tags=["usage"])
@@ -308,7 +309,7 @@ async def get_entry_ranking(
         Measure,
         Query(description="contacts, or contacts per open hour (fair to short opening hours)."),
     ] = Measure.CONTACTS,
-    limit: Annotated[int, Query(ge=1, le=100, description="How many entries.")] = 5,
+    limit: Annotated[QueryInt, Query(ge=1, le=100, description="How many entries.")] = 5,
     district: DistrictQuery = None,
     channel: ChannelQuery = None,
     service: ServiceQuery = None,

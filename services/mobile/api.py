@@ -59,6 +59,7 @@ from services.mobile.series import Scope
 from services.mobile.store import Contended, MobileStore, VisitConflict
 from services.mobile.suggestions import suggest_next
 from services.plumbing.auth import MobilePlanner
+from services.plumbing.exact_values import QueryDate, QueryInt
 from services.plumbing.idempotency import IdempotencyKey
 from services.plumbing.problems import (
     FieldProblem,
@@ -415,8 +416,8 @@ async def visit_utilisation(visit_id: str, store: StoreDep) -> dict[str, object]
 async def place_utilisation(
     place_id: Annotated[str, Path(pattern=ID_PATTERN)],
     store: StoreDep,
-    start: dt.date | None = None,
-    end: dt.date | None = None,
+    start: QueryDate | None = None,
+    end: QueryDate | None = None,
 ) -> dict[str, object]:
     """The same figures over every visit to a place (in ``[start, end)`` if given)."""
     return {"place_id": place_id, **await attendance.place_utilisation(store, place_id, start, end)}
@@ -471,7 +472,7 @@ async def get_series(series_id: str, store: StoreDep) -> dict[str, Any]:
 )
 async def edit_occurrences(
     series_id: str,
-    day: dt.date,
+    day: QueryDate,
     body: OccurrenceEdit,
     store: StoreDep,
     planner: MobilePlanner,
@@ -494,7 +495,7 @@ async def edit_occurrences(
 )
 async def cancel_occurrences(
     series_id: str,
-    day: dt.date,
+    day: QueryDate,
     body: CancelIn,
     store: StoreDep,
     planner: MobilePlanner,
@@ -566,8 +567,8 @@ LinkKey = Annotated[
     ),
 ]
 PlacePath = Annotated[str, Path(pattern=ID_PATTERN, description="A site id or ad-hoc place id")]
-Since = Annotated[dt.date | None, Query(description="First local day (default: a month ago)")]
-Until = Annotated[dt.date | None, Query(description="Day after the last (default: a year on)")]
+Since = Annotated[QueryDate | None, Query(description="First local day (default: a month ago)")]
+Until = Annotated[QueryDate | None, Query(description="Day after the last (default: a year on)")]
 
 
 def _link_signing_key(request: Request) -> bytes:
@@ -714,7 +715,7 @@ async def district_calendar(
     response_model_exclude_unset=True,
 )
 async def suggestions(
-    store: StoreDep, limit: Annotated[int, Query(ge=1, le=50)] = 10
+    store: StoreDep, limit: Annotated[QueryInt, Query(ge=1, le=50)] = 10
 ) -> dict[str, Any]:
     """Districts and places to visit next, ranked by low digital share (from the metrics
     service's share events), time since the last visit, and the kinds of place the seeds name

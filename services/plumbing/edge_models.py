@@ -1,5 +1,6 @@
-"""The base of the pydantic models a service parses at its HTTP edge: closed, and with the CPR
-guard built in.
+"""The base of the pydantic models a service parses at its HTTP edge: closed, taking input only
+as it is written (no ``true`` for a count, no number for a date: services/plumbing/exact_values.py),
+and with the CPR guard built in.
 
 Every value a client can send is checked by the same guard the event contract uses
 (:data:`services.contracts.guard.CPR_PATTERN`), when the body is parsed - before any use case
@@ -16,15 +17,20 @@ put into the error.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from services.contracts.guard import CPR_PATTERN
+from services.plumbing.exact_values import lax_values
 
 PERSONAL_DATA = "personal_data"
 """The pydantic error type of a refused CPR-shaped value (the contract's guard uses it too)."""
+
+EXACT_INPUT = "exact_input"
+"""The pydantic error type of a value only a lax conversion would take (``false`` for a count,
+a number for a date; services/plumbing/exact_values.py)."""
 
 _MESSAGE = "looks like a CPR number; personal data is not accepted"
 
@@ -36,6 +42,30 @@ class EdgeModel(BaseModel):
     in an error, and no string anywhere in it may look like a CPR number."""
 
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+    __exact_input__: ClassVar[bool] = True
+    """Marks a model that refuses lax input itself (see :func:`_refuse_lax_values`)."""
+
+    # Defined before the CPR guard: pydantic runs the last "before" validator first, and the
+    # CPR refusal is the answer whatever else is wrong.
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_lax_values(cls, data: Any, info: ValidationInfo) -> Any:
+        # No bool for a count, no number for a date (services/plumbing/exact_values.py), at the
+        # value's own location, before any field converts it.
+        if isinstance(data, Mapping):
+            text = bool(info.context and info.context.get("text_cells"))
+            found = lax_values(cls, data, text=text)
+            if found:
+                raise ValidationError.from_exception_data(
+                    cls.__name__,
+                    [
+                        InitErrorDetails(
+                            type=PydanticCustomError(EXACT_INPUT, message), loc=loc, input=None
+                        )
+                        for loc, message in found
+                    ],
+                )
+        return data
 
     @model_validator(mode="before")
     @classmethod

@@ -33,6 +33,7 @@ from services.plumbing.header_limits import HeaderLimit
 from services.plumbing.kafka_security import kafka_transport_warning
 from services.plumbing.logging import configure_logging, get_logger
 from services.plumbing.metrics import HTTP_DURATION, HTTP_REQUESTS
+from services.plumbing.openapi_contract import document_enforced_rules
 from services.plumbing.problems import install_problem_handlers
 from services.plumbing.query_guard import QueryGuard
 from services.plumbing.runtime import ServiceRuntime
@@ -167,6 +168,9 @@ def create_service_app(
     app.state.settings = settings
     app.state.jwt_verifier = JwtVerifier(settings.hub)
     install_problem_handlers(app)
+    # After the problem handlers: it edits the document they complete (drops 428 where no
+    # If-Match is read).
+    document_enforced_rules(app)
     # Innermost: it refuses before anything of the operation runs, and the request id and
     # metrics of the middleware around it still apply to its 400.
     app.add_middleware(

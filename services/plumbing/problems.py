@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.contracts.geography import OUTSIDE_MUNICIPALITY, outside_municipality
+from services.plumbing.allowed_methods import allowed_methods
 from services.plumbing.security_log import log_refusal
 
 logger = logging.getLogger(__name__)
@@ -192,6 +193,11 @@ async def _handle_http_exception(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, StarletteHTTPException):  # pragma: no cover - routed by type
         raise exc
     headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405:
+        # Starlette lists the methods of one route; the path may be served by several.
+        allow = allowed_methods(request.app.router.routes, request.scope)
+        if allow is not None:
+            headers = {**(headers or {}), "Allow": ", ".join(allow)}
     if exc.status_code in _REFUSED:
         # Not raised by kanalhub's auth (it raises Problem), but a refusal all the same.
         log_refusal(

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Awaitable
 from typing import Annotated, TypeVar
 
@@ -18,6 +17,7 @@ from services.contracts.reference import (
     EntryType,
 )
 from services.plumbing.auth import RegistryWriter
+from services.plumbing.exact_values import QueryDatetime, QueryFloat, QueryInt
 from services.plumbing.problems import FieldProblem, Problem, problem_responses
 from services.plumbing.problems import validation_problem as _invalid
 from services.registry.domain import (
@@ -273,7 +273,7 @@ async def list_entries(
     service: str | None = None,
     status: EntryStatus | None = None,
     open_at: Annotated[
-        dt.datetime | None,
+        QueryDatetime | None,
         Query(description="Only entries open at this time (no offset: Copenhagen time)."),
     ] = None,
 ) -> list[EntryOut]:
@@ -293,12 +293,12 @@ async def list_entries(
 @router.get("/entries/nearest", tags=["entries"], summary="Nearest entries offering a service")
 async def nearest_entries(
     registry: ServiceDep,
-    latitude: Annotated[float, Query(ge=-90, le=90)],
-    longitude: Annotated[float, Query(ge=-180, le=180)],
+    latitude: Annotated[QueryFloat, Query(ge=-90, le=90)],
+    longitude: Annotated[QueryFloat, Query(ge=-180, le=180)],
     service: str | None = None,
-    open_at: dt.datetime | None = None,
+    open_at: QueryDatetime | None = None,
     open_now: bool = False,
-    limit: Annotated[int, Query(ge=1, le=50)] = 5,
+    limit: Annotated[QueryInt, Query(ge=1, le=50)] = 5,
 ) -> list[NearbyEntry]:
     """Open entries at a site, nearest first (great-circle distance, haversine), that offer
     ``service`` and, if asked, are open at ``open_at`` (or now)."""

@@ -16,12 +16,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from services.contracts.payloads.registry import EntryUpserted, SiteUpserted
+from services.plumbing.exact_values import TEXT_CELLS
 from services.plumbing.problems import FieldProblem, coordinate_problems
 from services.registry import domain
 from services.registry.schemas import EntryIn, SiteIn
@@ -62,6 +64,13 @@ class Row:
     label: str
     """``sites[0]``, ``entries[4]``: the field prefix in problems."""
     data: dict[str, Any]
+    text: bool = False
+    """Read from a CSV file: its numbers are written in digits (``exact_values.TEXT_CELLS``)."""
+
+    @property
+    def context(self) -> Mapping[str, bool] | None:
+        """The validation context of the row's values."""
+        return TEXT_CELLS if self.text else None
 
 
 @dataclass
@@ -187,7 +196,7 @@ def parse_csv(text: str, kind: Kind) -> list[Row]:
             data["staff_help"] = _list(cells["staff_help"])
             data["opening_hours"] = {"weekly": _weekly(cells["weekly"])}
         # Line numbers as an editor sees them in a spreadsheet: the header is line 1.
-        rows.append(Row(reader.line_num, f"{name}[{index}]", data))
+        rows.append(Row(reader.line_num, f"{name}[{index}]", data, text=True))
     return rows
 
 
@@ -215,7 +224,7 @@ def plan_import(
     seen: set[str] = set()
     for row in sites:
         try:
-            body = SiteIn.model_validate(row.data)
+            body = SiteIn.model_validate(row.data, context=row.context)
             if body.site_id is None:
                 problems.append(_problem(row, "site_id", "required in an import"))
                 continue
@@ -236,7 +245,7 @@ def plan_import(
     seen = set()
     for row in entries:
         try:
-            entry_in = EntryIn.model_validate(row.data)
+            entry_in = EntryIn.model_validate(row.data, context=row.context)
             if entry_in.entry_id is None:
                 problems.append(_problem(row, "entry_id", "required in an import"))
                 continue

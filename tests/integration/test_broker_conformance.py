@@ -30,7 +30,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from services.hub.embedded import BROKER_KINDS, KafkaBroker, free_port, make_broker
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.conformance, pytest.mark.timeout(120)]
 
 Broker = KafkaBroker
 

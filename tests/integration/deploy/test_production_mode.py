@@ -227,7 +227,14 @@ async def test_one_event_goes_from_the_outbox_to_its_topic(
         url = f"http://127.0.0.1:{hub['mobile'].port}/metrics"
         assert (await client.get(url)).status_code == 401  # production: no token, no scrape
         scrape = {"Authorization": f"Bearer {SCRAPE_TOKEN}"}
-        exposition = (await client.get(url, headers=scrape)).text
+        # The relay counts an event once the broker's acknowledgement is stored in Redis,
+        # a moment after the record is readable: a loaded CI scraped in between.
+        deadline = time.monotonic() + 10
+        while True:
+            exposition = (await client.get(url, headers=scrape)).text
+            if f'type="{event.type}"' in exposition or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
     assert f'type="{event.type}"' in exposition
     assert "kanalhub_events_published_total{" in exposition
 

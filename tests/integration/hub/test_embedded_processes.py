@@ -7,6 +7,8 @@ stops or kills them.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -219,6 +221,97 @@ def test_a_client_that_finishes_is_not_restarted(tmp_path: Path) -> None:
     assert supervisor.restarted == 0
     assert len(messages) == 1
     assert messages[0].startswith("client finished")
+
+
+def test_a_server_that_exits_with_0_is_restarted_and_its_recovery_reported(
+    tmp_path: Path,
+) -> None:
+    # A server (broker, Valkey, service) runs as long as the hub: even a clean exit is a crash.
+    process = _client(tmp_path, "print('run', flush=True)")
+    supervisor = RestartWithBackoff(
+        process, restarts=1, backoff=Backoff(0.05, 0.1), finished_on_success=False
+    )
+    supervisor.start()
+    messages = _supervise(supervisor)
+    assert [m.split(";")[0] for m in messages] == [
+        "client exited with code 0",
+        "client restarted (1 of at most 1)",
+        "client exited with code 0",
+    ]
+    assert supervisor.left_stopped
+
+
+def test_a_restarted_server_is_reported_back_once_it_answers(tmp_path: Path) -> None:
+    port = free_port()
+    code = (
+        "import socket, time\n"
+        f"s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(30)\n"
+    )
+    process = ManagedProcess("server", "127.0.0.1", port, tmp_path, [sys.executable, "-c", code])
+    supervisor = RestartWithBackoff(
+        process, restarts=1, backoff=Backoff(0.05, 0.1), finished_on_success=False
+    )
+    try:
+        supervisor.start()
+        process.wait_ready(10)
+        assert process.pid is not None
+        os.kill(process.pid, signal.SIGKILL)  # a crash, not kill(): that is a stop on purpose
+        messages: list[str] = []
+        deadline = time.monotonic() + 15
+        while not any("is back" in m for m in messages):
+            assert time.monotonic() < deadline, messages
+            if (message := supervisor.check()) is not None:
+                messages.append(message)
+            time.sleep(0.02)
+    finally:
+        process.stop()
+    assert messages[1] == "server restarted (1 of at most 1)"
+    assert supervisor.recovery_seconds is not None
+    assert supervisor.recovery_seconds < 10
+
+
+def test_a_restarted_server_is_well_again_after_staying_up(tmp_path: Path) -> None:
+    now = [0.0]
+    process = _client(tmp_path, "import time; time.sleep(30)")
+    supervisor = RestartWithBackoff(
+        process,
+        restarts=1,
+        backoff=Backoff(0.05, 0.1),
+        clock=lambda: now[0],
+        finished_on_success=False,
+        stable_after=60,
+    )
+    try:
+        supervisor.start()
+        supervisor.restarted = 1  # as after a crash; now up again
+        now[0] = 59
+        supervisor.check()
+        assert supervisor.restarted == 1
+        now[0] = 61
+        supervisor.check()
+        assert supervisor.restarted == 0  # a later crash starts a fresh loop
+    finally:
+        process.stop()
+
+
+def _wait_for_log(process: ManagedProcess, text: str, times: int) -> None:
+    deadline = time.monotonic() + 10
+    while process.log_path.read_text().count(text) < times:
+        assert time.monotonic() < deadline, process.log_path.read_text()
+        time.sleep(0.02)
+
+
+def test_logs_of_earlier_runs_are_rotated_and_restarts_append(tmp_path: Path) -> None:
+    for run in range(5):
+        process = _client(tmp_path, f"import time; print('run {run}', flush=True); time.sleep(30)")
+        for times in (1, 2):  # the start, then a restart within the same run, which appends
+            process.launch()
+            _wait_for_log(process, f"run {run}\n", times)
+            process.stop()
+    assert process.log_path.read_text().count("run 4\n") == 2
+    kept = {n: process.log_path.with_name(f"client.log.{n}").read_text() for n in (1, 2, 3)}
+    assert [text.count(f"run {4 - n}\n") for n, text in kept.items()] == [2, 2, 2]
+    assert not process.log_path.with_name("client.log.4").exists()
 
 
 def test_children_die_when_the_launcher_is_sigkilled(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 import uvicorn
 
 from services.contracts import EventType, HelpChannel, new_event
+from services.contracts.geography import COPENHAGEN
 from services.hub.embedded import free_port
 from services.metrics.app import create_app
 from services.metrics.domain import local_day
@@ -190,7 +191,11 @@ async def test_the_page_shows_the_apis_figures_in_headless_chromium(
 async def test_the_page_shows_the_desk_times_of_the_api(
     served: str, hub_settings: HubSettings
 ) -> None:
-    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    # Yesterday at 13:00 in Copenhagen: every ticket lies in one local day, inside the page's
+    # window, whatever the hour the test runs (an hour before it, "an hour ago" in UTC was still
+    # yesterday in Copenhagen while "today" was not: a clean-clone run at 23:30 UTC failed).
+    yesterday = local_day(dt.datetime.now(dt.UTC)) - dt.timedelta(days=1)
+    now = dt.datetime.combine(yesterday, dt.time(13), tzinfo=COPENHAGEN).astimezone(dt.UTC)
     producer = EventProducer(hub_settings, client_id="test-page-desk")
     await producer.start()
     try:
@@ -217,10 +222,10 @@ async def test_the_page_shows_the_desk_times_of_the_api(
         await producer.stop()
 
     headers = auth(hub_settings, "metrics:read", subject=MANAGER)
-    today = local_day(now).isoformat()
+    day = local_day(now).isoformat()
     async with httpx.AsyncClient(base_url=served, headers=headers) as client:
         for _ in range(200):
-            times = await client.get("/desk/times", params={"period": "day", "date": today})
+            times = await client.get("/desk/times", params={"period": "day", "date": day})
             centres = times.json()["centres"]
             if centres and centres[0]["total"]["served"] + centres[0]["total"]["no_shows"] == 3:
                 break
