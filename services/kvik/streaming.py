@@ -22,7 +22,7 @@ from services.kvik.schemas import (
 )
 from services.kvik.sessions import prepare, session_conflict, session_limits, unknown_service
 from services.kvik.settings import KvikSettings
-from services.kvik.store import KvikStore, dumps
+from services.kvik.store import KvikStore, Outcome, dumps
 from services.plumbing.problems import FieldProblem, Problem, validation_problem
 
 
@@ -48,6 +48,15 @@ def _refuse(status: str) -> None:
         raise inactive()
     if status == "unknown-service":
         raise unknown_service("body")
+
+
+def _opened(session_id: uuid.UUID, outcome: Outcome) -> tuple[int, SessionOpened]:
+    """The answer to a start or steps call: 201 when it created the session, else 200, with
+    whether the session has ended (an end may have overtaken it)."""
+    _refuse(outcome.status)
+    state = "ended" if outcome.result == "ended" else "open"
+    status = 201 if outcome.status == "created" else 200
+    return status, SessionOpened(session_id=str(session_id), state=state)
 
 
 class StreamedSessions:
@@ -81,12 +90,7 @@ class StreamedSessions:
             now=now,
             ttl=self.settings.session_ttl_seconds,
         )
-        _refuse(outcome.status)
-        state = "ended" if outcome.result == "ended" else "open"
-        return (201 if outcome.status == "created" else 200), SessionOpened(
-            session_id=str(session_id),
-            state=state,
-        )
+        return _opened(session_id, outcome)
 
     async def steps(
         self, kiosk: Kiosk, session_id: uuid.UUID, body: SessionStepsIn
@@ -112,12 +116,7 @@ class StreamedSessions:
             now=now,
             ttl=self.settings.session_ttl_seconds,
         )
-        _refuse(outcome.status)
-        state = "ended" if outcome.result == "ended" else "open"
-        return (201 if outcome.status == "created" else 200), SessionOpened(
-            session_id=str(session_id),
-            state=state,
-        )
+        return _opened(session_id, outcome)
 
     async def end(
         self, kiosk: Kiosk, session_id: uuid.UUID, body: SessionEndIn
